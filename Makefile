@@ -1,0 +1,40 @@
+# rerank_align — every install step lives here, so a clean clone needs nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= 2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(TORCH)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
+
+.PHONY: install test test-slow lint format quickstart quickstart-smoke clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch is pinned in the same pip command: an unpinned torch resolves to a CUDA build.
+	$(PY) -m pip install "torch==$(TORCH)" -e ".[dev,quickstart]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install lint
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache outputs

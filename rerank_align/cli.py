@@ -1,0 +1,140 @@
+"""``rerank-align`` command line. Heavy libraries are imported inside each subcommand, so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from rerank_align.errors import NotBuiltError, RerankAlignError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rerank_align.train import main as train_main
+
+    return train_main([args.recipe, *args.overrides])
+
+
+def _eval(args: argparse.Namespace) -> int:
+    try:
+        from rerank_align.evaluation.cli import main as eval_main
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("rerank_align"):
+            raise NotBuiltError("'rerank-align eval' is not built yet") from None
+        raise
+    return eval_main(args.rest)
+
+
+def _recipes(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rerank_align.config import load_recipe
+
+    root = Path(args.root)
+    paths = sorted(p for p in root.rglob("*.yaml") if "accelerate" not in p.parts)
+    failed = 0
+    for p in paths:
+        try:
+            r = load_recipe(p) if args.check else None
+            status = f"ok  ({r.method.name}, {r.model.kind})" if r else ""
+        except RerankAlignError as e:
+            status, failed = f"FAIL {e}", failed + 1
+        print(f"{p}  {status}".rstrip())
+    return 1 if failed else 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    from rerank_align.label import main as label_main
+
+    return label_main(args.rest)
+
+
+def _mine(args: argparse.Namespace) -> int:
+    from rerank_align.mine import main as mine_main
+
+    return mine_main(args.rest)
+
+
+def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise NotBuiltError(f"'rerank-align {name}' is not built yet", hint="see the open issues")
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rerank-align", description="Fine-tune, align, evaluate and ship rerankers from YAML recipes."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    p = sub.add_parser(
+        "train", help="train from a recipe: rerank-align train <recipe.yaml> [key.sub=value ...]"
+    )
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "eval", help="rerank first-stage runs of an eval suite against baselines", add_help=False
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser(
+        "label", help="score group records with teacher rerankers (for distillation)", add_help=False
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_label)
+
+    p = sub.add_parser(
+        "mine", help="mine hard negatives from a run (or BM25) into group records", add_help=False
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_mine)
+
+    for name, text in (
+        ("merge", "merge a LoRA adapter into its base, with a score-parity check"),
+        ("export", "export a yesno reranker as a sequence-classification model"),
+        ("push", "push a model folder to the Hugging Face hub"),
+        ("plan", "estimate per-device memory of a recipe"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_not_built(name))
+
+    p = sub.add_parser("recipes", help="list recipes (and check them with --check)")
+    p.add_argument("root", nargs="?", default="recipes")
+    p.add_argument("--check", action="store_true", help="parse and validate every recipe")
+    p.set_defaults(func=_recipes)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from rerank_align import __version__
+
+        print(__version__)
+        return 0
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except RerankAlignError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    raise SystemExit(main())

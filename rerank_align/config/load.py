@@ -1,0 +1,256 @@
+"""Reading a recipe: YAML (safe loader) → ``base:`` inheritance → ``key.sub=value`` overrides → typed, checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import os
+import typing
+from pathlib import Path
+
+import yaml
+
+from rerank_align.config.recipe import METHODS, POINTWISE_LOSSES, TEACHER_LOSSES, Recipe
+from rerank_align.config.strict import coerce, from_dict, suggest, unknown_key_error
+from rerank_align.errors import RecipeError
+
+TENSOR_ARGS = (
+    "scores",
+    "mask",
+    "labels",
+    "teacher_scores",
+    "yes_logits",
+    "no_logits",
+    "in_batch_scores",
+    "in_batch_mask",
+)
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RecipeError("recipe file not found", where=str(path)) from None
+    except UnicodeDecodeError:
+        raise RecipeError("recipe is not valid UTF-8", where=str(path)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise RecipeError(f"invalid YAML: {getattr(e, 'problem', e)}", where=loc) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError("a recipe must be a mapping of sections", where=str(path))
+    return data
+
+
+def deep_merge(base: dict, child: dict) -> dict:
+    out = dict(base)
+    for k, v in child.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def resolve_bases(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    path = path.resolve()
+    if path in seen:
+        raise RecipeError("recipe inherits from itself", where=str(path), hint="remove the cycle in 'base:'")
+    data = read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    bases = base if isinstance(base, list) else [base]
+    merged: dict = {}
+    for b in bases:
+        if not isinstance(b, str):
+            raise RecipeError("'base' must be a path or a list of paths", where=f"{path}:base")
+        merged = deep_merge(merged, resolve_bases((path.parent / b), (*seen, path)))
+    return deep_merge(merged, data)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``a.b.c=value`` (value parsed as YAML, so numbers, booleans and lists keep their type)."""
+    data = json.loads(json.dumps(data))  # deep copy of plain data
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r} is not key=value", hint="e.g. training.learning_rate=2e-5")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str):
+            try:  # YAML 1.1 reads "2e-5" as a string
+                value = float(value)
+            except ValueError:
+                pass
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            if not isinstance(node.get(p, {}), dict):
+                raise RecipeError(f"cannot set {key}: '{p}' is not a section", where=key)
+            node = node.setdefault(p, {})
+        node[parts[-1]] = value
+    return data
+
+
+def parse_recipe(data: dict, source: str | None = None) -> Recipe:
+    data = dict(data)
+    if "source" in data:
+        raise RecipeError("'source' is set by the loader", where="source", hint="remove it from the recipe")
+    recipe: Recipe = from_dict(Recipe, data)
+    recipe.source = source
+    check(recipe)
+    return recipe
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    data = apply_overrides(resolve_bases(path), overrides or [])
+    return parse_recipe(data, source=str(path))
+
+
+# -- cross-field checks ---------------------------------------------------------------------------------------
+def model_architecture(recipe: Recipe) -> str:
+    """The recipe's architecture, reading config.json of a local model when set to 'auto'."""
+    if recipe.model.architecture != "auto":
+        return recipe.model.architecture
+    from rerank_align.scoring.modeling import architecture_of, read_model_type
+
+    try:
+        return architecture_of(read_model_type(recipe.model.name_or_path, recipe.model.revision))
+    except Exception as e:  # noqa: BLE001
+        raise RecipeError(
+            f"cannot read the model config ({e})",
+            where="model.name_or_path",
+            hint="or set model.architecture",
+        ) from None
+
+
+def loss_hyperparameters(loss: str) -> dict[str, inspect.Parameter]:
+    from rerank_align.losses import SCORE_LOSSES
+
+    if loss not in SCORE_LOSSES:
+        raise RecipeError(
+            f"unknown loss {loss!r}",
+            where="method.loss",
+            hint=suggest(loss, SCORE_LOSSES) or f"one of {', '.join(SCORE_LOSSES)}",
+        )
+    sig = inspect.signature(SCORE_LOSSES[loss])
+    return {
+        n: p
+        for n, p in sig.parameters.items()
+        if n not in TENSOR_ARGS and p.default is not inspect.Parameter.empty
+    }
+
+
+def training_args_class(name: str) -> type:
+    if name == "SFTConfig":
+        from trl import SFTConfig
+
+        return SFTConfig
+    if name == "DPOConfig":
+        from trl import DPOConfig
+
+        return DPOConfig
+    from transformers import TrainingArguments
+
+    return TrainingArguments
+
+
+def _zero_stage(recipe: Recipe) -> int | None:
+    ds = recipe.training.get("deepspeed")
+    if isinstance(ds, dict):
+        return ds.get("zero_optimization", {}).get("stage")
+    if isinstance(ds, str) and Path(ds).is_file():
+        return json.loads(Path(ds).read_text()).get("zero_optimization", {}).get("stage")
+    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")
+    return int(stage) if stage and os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" else None
+
+
+def check(recipe: Recipe) -> None:
+    """Contradictions and cross-field rules; every message names the key and the fix."""
+    m, method, q = recipe.model, recipe.method, recipe.quantization
+    spec = METHODS[method.name]
+    arch = model_architecture(recipe)
+    if spec.listwise and arch == "encoder":
+        raise RecipeError(
+            f"method '{method.name}' generates rankings and needs a causal LM, but the model is an encoder",
+            where="method.name",
+            hint="use method: score with an encoder, or a causal base model",
+        )
+    if spec.listwise and m.kind != "listwise":
+        raise RecipeError(
+            f"method '{method.name}' trains a listwise reranker",
+            where="model.kind",
+            hint="set model.kind: listwise",
+        )
+    if not spec.listwise and m.kind == "listwise":
+        raise RecipeError(
+            f"method '{method.name}' trains a pointwise scorer", where="model.kind", hint="use yesno or head"
+        )
+    if m.kind == "yesno" and arch == "encoder":
+        raise RecipeError(
+            "an encoder has no answer tokens", where="model.kind", hint="use kind: head for encoders"
+        )
+    if m.kind != "yesno" and (m.formula or m.answer_yes or m.answer_no):
+        raise RecipeError("formula and answer tokens apply to kind yesno only", where="model.formula")
+    if method.name == "sft_yesno" and m.kind != "yesno":
+        raise RecipeError(
+            "sft_yesno trains the yes/no answer token", where="model.kind", hint="set model.kind: yesno"
+        )
+    if method.name == "score":
+        hp = loss_hyperparameters(method.loss)
+        hints = typing.get_type_hints(
+            __import__("rerank_align.losses", fromlist=["SCORE_LOSSES"]).SCORE_LOSSES[method.loss]
+        )
+        for k, v in method.loss_args.items():
+            if k not in hp:
+                raise unknown_key_error("method.loss_args", k, hp)
+            if k in hints:
+                coerce(v, hints[k], f"method.loss_args.{k}")
+        if method.loss not in POINTWISE_LOSSES and method.group_size < 2:
+            raise RecipeError(
+                f"loss '{method.loss}' compares candidates within a group, but group_size is {method.group_size}",
+                where="method.group_size",
+                hint="use group_size >= 2, or a pointwise loss (bce, binary_ce)",
+            )
+        if method.loss in ("binary_ce", "unified") and m.kind != "yesno":
+            raise RecipeError(
+                f"loss '{method.loss}' needs yes/no logits", where="method.loss", hint="set model.kind: yesno"
+            )
+        if method.loss in TEACHER_LOSSES and not recipe.data.teacher_files and not recipe.data.train_file:
+            raise RecipeError(
+                f"loss '{method.loss}' distils a teacher but no teacher scores are given",
+                where="data.teacher_files",
+                hint="list teacher score files, or a train_file whose groups carry 'scores'",
+            )
+    if recipe.data.train_file is None and recipe.data.beir is None:
+        raise RecipeError(
+            "no training data", where="data.train_file", hint="set data.train_file or data.beir (+ data.run)"
+        )
+    if recipe.data.beir is not None and recipe.data.run is None and recipe.data.train_file is None:
+        raise RecipeError("building groups from a BEIR folder needs a run", where="data.run")
+    if q.load_in_4bit:
+        if not recipe.peft.enabled:
+            raise RecipeError(
+                "4-bit weights cannot be trained directly",
+                where="quantization.load_in_4bit",
+                hint="set peft.enabled: true (QLoRA)",
+            )
+        if _zero_stage(recipe) == 3 and q.quant_storage != q.compute_dtype:
+            raise RecipeError(
+                f"4-bit with ZeRO-3 needs quant_storage equal to compute_dtype ({q.compute_dtype}), got {q.quant_storage}",
+                where="quantization.quant_storage",
+                hint=f"set quantization.quant_storage: {q.compute_dtype}",
+            )
+    if recipe.eval.every_n_steps and not recipe.eval.beir:
+        raise RecipeError("in-training evaluation needs a collection", where="eval.beir")
+    cls = training_args_class(spec.args_class)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in recipe.training:
+        if k not in names:
+            raise unknown_key_error("training", k, names)

@@ -1,0 +1,175 @@
+"""Readers and writers for BEIR folders (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) and TREC run files."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rerank_align.data.jsonl import iter_lines, read_jsonl
+from rerank_align.errors import InputError, where
+from rerank_align.io import atomic_write
+
+Run = dict[str, list[tuple[str, float]]]
+"""query id → candidates ``(doc_id, score)`` in first-stage rank order (best first)."""
+Qrels = dict[str, dict[str, int]]
+
+
+def _str_id(value: object, path: Path, lineno: int, key: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or str(value).strip() == "":
+        raise InputError(f"'{key}' must be a non-empty string or integer", where=where(path, lineno))
+    return str(value)
+
+
+def read_corpus(path: str | os.PathLike) -> dict[str, dict]:
+    """``corpus.jsonl`` → ``{doc_id: {"id", "title", "text"}}``. Duplicate ids and docs with no text are errors."""
+    path = Path(path)
+    corpus: dict[str, dict] = {}
+    for lineno, obj in read_jsonl(path):
+        doc_id = _str_id(obj.get("_id", obj.get("id")), path, lineno, "_id")
+        title, text = obj.get("title", "") or "", obj.get("text", "") or ""
+        if not isinstance(title, str) or not isinstance(text, str):
+            raise InputError("'title' and 'text' must be strings", where=where(path, lineno))
+        if doc_id in corpus:
+            raise InputError(
+                f"duplicate document id {doc_id!r}", where=where(path, lineno), hint="ids must be unique"
+            )
+        corpus[doc_id] = {"id": doc_id, "title": title, "text": text}
+    return corpus
+
+
+def read_queries(path: str | os.PathLike) -> dict[str, str]:
+    """``queries.jsonl`` → ``{query_id: text}``. Empty query text is an error."""
+    path = Path(path)
+    queries: dict[str, str] = {}
+    for lineno, obj in read_jsonl(path):
+        qid = _str_id(obj.get("_id", obj.get("id")), path, lineno, "_id")
+        text = obj.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(
+                f"query {qid!r} has no text",
+                where=where(path, lineno),
+                hint="'text' must be a non-empty string",
+            )
+        if qid in queries:
+            raise InputError(f"duplicate query id {qid!r}", where=where(path, lineno))
+        queries[qid] = text
+    return queries
+
+
+def read_qrels(path: str | os.PathLike) -> Qrels:
+    """BEIR qrels TSV (``query-id  corpus-id  score``, header optional) or TREC qrels (``qid 0 docid grade``)."""
+    path = Path(path)
+    qrels: Qrels = {}
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("\t") if "\t" in line else line.split()
+        if lineno == 1 and parts[0] in ("query-id", "query_id", "qid"):
+            continue
+        if len(parts) == 4:  # TREC qrels: qid iteration docid grade
+            parts = [parts[0], parts[2], parts[3]]
+        if len(parts) != 3:
+            raise InputError(
+                f"expected 3 tab-separated columns (query-id, corpus-id, score), got {len(parts)}",
+                where=where(path, lineno),
+            )
+        qid, did, grade = (p.strip() for p in parts)
+        try:
+            g = int(float(grade))
+        except ValueError:
+            raise InputError(
+                f"relevance grade {grade!r} is not a number", where=where(path, lineno)
+            ) from None
+        qrels.setdefault(qid, {})[did] = g
+    return qrels
+
+
+def read_run(path: str | os.PathLike, *, depth: int | None = None) -> Run:
+    """TREC run (``qid Q0 docid rank score tag``) → ``{qid: [(docid, score), ...]}`` best first.
+
+    Order policy: candidates are sorted by score (descending); ties keep the order of the rank column, then the
+    file order. This is the first-stage order every reranker tie falls back on. NaN/inf scores, wrong column
+    counts and a document listed twice for a query are errors naming the line.
+    """
+    path = Path(path)
+    rows: dict[str, list[tuple[float, int, int, str]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 6:
+            raise InputError(
+                f"expected 6 columns (qid Q0 docid rank score tag), got {len(parts)}",
+                where=where(path, lineno),
+            )
+        qid, _, did, rank, score, _tag = parts
+        try:
+            s, r = float(score), int(rank)
+        except ValueError:
+            raise InputError(
+                f"rank {rank!r} must be an integer and score {score!r} a number", where=where(path, lineno)
+            ) from None
+        if not math.isfinite(s):
+            raise InputError(
+                f"score {score!r} is not finite", where=where(path, lineno), hint="drop or fix the row"
+            )
+        if (qid, did) in seen:
+            raise InputError(f"document {did!r} appears twice for query {qid!r}", where=where(path, lineno))
+        seen.add((qid, did))
+        rows.setdefault(qid, []).append((s, r, lineno, did))
+    run: Run = {}
+    for qid, cands in rows.items():
+        cands.sort(key=lambda c: (-c[0], c[1], c[2]))
+        run[qid] = [(did, s) for s, _, _, did in cands[:depth]]
+    return run
+
+
+def write_run(run: Run, path: str | os.PathLike, tag: str = "rerank_align") -> None:
+    """Write a TREC run atomically; ranks follow list order."""
+    with atomic_write(path) as fh:
+        for qid, cands in run.items():
+            for rank, (did, score) in enumerate(cands, start=1):
+                fh.write(f"{qid} Q0 {did} {rank} {score:.6f} {tag}\n")
+
+
+@dataclass
+class Collection:
+    """A BEIR folder loaded in memory."""
+
+    path: Path
+    corpus: dict[str, dict]
+    queries: dict[str, str]
+    qrels: Qrels = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def load_beir(path: str | os.PathLike, split: str = "test", *, qrels_required: bool = True) -> Collection:
+    """Load ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` from a BEIR folder.
+
+    Qrels naming a query id absent from queries.jsonl are an error; qrels naming documents absent from the corpus
+    are kept (pooled TREC judgments legitimately judge passages outside the shipped corpus).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError("BEIR folder not found", where=str(path))
+    corpus = read_corpus(path / "corpus.jsonl")
+    queries = read_queries(path / "queries.jsonl")
+    qrels_path = path / "qrels" / f"{split}.tsv"
+    qrels: Qrels = {}
+    if qrels_path.exists():
+        qrels = read_qrels(qrels_path)
+        missing = [q for q in qrels if q not in queries]
+        if missing:
+            raise InputError(
+                f"{len(missing)} judged query ids are not in queries.jsonl (first: {missing[0]!r})",
+                where=str(qrels_path),
+            )
+    elif qrels_required:
+        raise InputError(f"no qrels for split {split!r}", where=str(qrels_path))
+    return Collection(path=path, corpus=corpus, queries=queries, qrels=qrels)

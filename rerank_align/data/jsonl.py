@@ -1,0 +1,46 @@
+"""Strict JSONL reading: every problem is reported as ``file:line: what is wrong``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from rerank_align.errors import InputError, where
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` of a UTF-8 text file, 1-based; invalid UTF-8 names its line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", where=str(path), hint="check the path in the recipe or command")
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"invalid UTF-8 at byte {e.start} of the line",
+                    where=where(path, lineno),
+                    hint="re-encode the file as UTF-8",
+                ) from None
+            yield lineno, text.rstrip("\r\n")
+
+
+def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
+    """Yield ``(line_number, object)``; blank lines are skipped, anything but a JSON object is an error."""
+    for lineno, text in iter_lines(path):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(
+                f"invalid JSON ({e.msg} at column {e.colno})",
+                where=where(path, lineno),
+                hint="each line must be one complete JSON object; the file may be truncated",
+            ) from None
+        if not isinstance(obj, dict):
+            raise InputError(f"expected a JSON object, got {type(obj).__name__}", where=where(path, lineno))
+        yield lineno, obj

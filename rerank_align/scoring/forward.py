@@ -1,0 +1,103 @@
+"""The one scoring forward pass (DESIGN §1): a tokenised batch → one score per pair.
+
+Used verbatim by the score trainer and by ``Reranker``; nothing else computes scores.
+
+- ``yesno``: run the backbone (no lm_head), take the hidden state at the last non-pad position, multiply by the two
+  rows of lm_head for the yes/no answer tokens (never the full vocabulary), apply the contract's formula in float32.
+- ``head`` on a causal LM: the same last-position hidden state through the single-logit ``score`` head.
+- ``head`` on an encoder: the model's own sequence-classification forward ([CLS] pooler + classifier).
+
+Position ids are derived from the attention mask, so left and right padding give the same scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from rerank_align.scoring.contract import ScoringContract
+
+
+@dataclass
+class ScoreOutput:
+    scores: torch.Tensor  # (N,) float32
+    yes_logits: torch.Tensor | None = None  # (N,) float32, yesno kind only
+    no_logits: torch.Tensor | None = None
+
+
+def unwrap(model: Any) -> Any:
+    """The transformers model under PEFT / DDP / DeepSpeed wrappers (LoRA layers stay injected)."""
+    while True:
+        if hasattr(model, "module") and not hasattr(model, "config"):  # DDP / DeepSpeed engine
+            model = model.module
+        elif hasattr(model, "get_base_model") and hasattr(model, "peft_config"):
+            model = model.get_base_model()
+        else:
+            return model
+
+
+def backbone(model: Any) -> Any:
+    base = unwrap(model)
+    return getattr(base, base.base_model_prefix)
+
+
+def _is_partitioned(weight: torch.Tensor) -> bool:
+    return hasattr(weight, "ds_id")  # DeepSpeed ZeRO-3 parameter
+
+
+def last_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Hidden state of the last non-pad token of each row, ``(N, H)``."""
+    mask = batch["attention_mask"]
+    position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    extra = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "token_type_ids")}
+    out = backbone(model)(
+        input_ids=batch["input_ids"], attention_mask=mask, position_ids=position_ids, use_cache=False, **extra
+    )
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    n, t = mask.shape
+    # index of the last 1 in each row works for left and right padding alike
+    idx = (torch.arange(t, device=mask.device).unsqueeze(0) * mask).argmax(-1)
+    return hidden[torch.arange(n, device=hidden.device), idx]
+
+
+def answer_logits(
+    model: Any, contract: ScoringContract, h: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """z_yes, z_no from the two lm_head rows only."""
+    lm_head = unwrap(model).get_output_embeddings()
+    ids = [contract.answer_token_ids["yes"], contract.answer_token_ids["no"]]
+    if _is_partitioned(lm_head.weight):
+        # ZeRO-3: weights live in shards; calling the module gathers them (and partitions the gradient).
+        z = lm_head(h)[:, ids]
+    else:
+        bias = lm_head.bias[ids] if getattr(lm_head, "bias", None) is not None else None
+        z = F.linear(h, lm_head.weight[ids], bias)
+    z = z.float()
+    return z[:, 0], z[:, 1]
+
+
+def apply_formula(formula: str, z_yes: torch.Tensor, z_no: torch.Tensor) -> torch.Tensor:
+    if formula == "logit_diff":
+        return z_yes - z_no
+    if formula == "log_softmax_yes":
+        return z_yes - torch.logaddexp(z_yes, z_no)
+    if formula == "yes_logit":
+        return z_yes
+    raise ValueError(f"formula {formula!r} is not a yes/no formula")
+
+
+def score_forward(model: Any, contract: ScoringContract, batch: dict[str, torch.Tensor]) -> ScoreOutput:
+    if contract.kind == "yesno":
+        h = last_hidden(model, batch)
+        z_yes, z_no = answer_logits(model, contract, h)
+        return ScoreOutput(apply_formula(contract.formula, z_yes, z_no), z_yes, z_no)
+    if contract.kind == "head":
+        if contract.architecture == "encoder":
+            logits = model(**batch).logits
+        else:
+            logits = unwrap(model).score(last_hidden(model, batch))
+        return ScoreOutput(logits[:, 0].float())
+    raise ValueError(f"score_forward does not handle kind {contract.kind!r}; listwise rerankers rank lists")

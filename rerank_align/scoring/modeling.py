@@ -1,0 +1,213 @@
+"""Loading models and tokenizers for a contract, and building a contract for a base model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from rerank_align.errors import ContractError, RerankAlignError
+from rerank_align.scoring.contract import ListFormat, ScoringContract, single_token_id
+from rerank_align.scoring.templates import PRESETS, resolve_template
+
+log = logging.getLogger(__name__)
+_said_sdpa = False
+
+ENCODER_TYPES = {
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "deberta",
+    "deberta-v2",
+    "electra",
+    "distilbert",
+    "modernbert",
+    "mpnet",
+}
+VLM_TYPES = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "idefics3", "paligemma"}
+
+
+def read_model_type(name_or_path: str, revision: str | None = None) -> str:
+    """The ``model_type`` of a local folder or cached hub model, without loading weights."""
+    cfg = Path(name_or_path) / "config.json"
+    if cfg.is_file():
+        return json.loads(cfg.read_text())["model_type"]
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(name_or_path, revision=revision).model_type
+    except OSError as e:
+        raise RerankAlignError(
+            f"cannot read the config of {name_or_path!r}",
+            hint=f"a local folder or a cached hub id ({type(e).__name__})",
+        ) from None
+
+
+def architecture_of(model_type: str) -> str:
+    if model_type in ENCODER_TYPES:
+        return "encoder"
+    if model_type in VLM_TYPES:
+        return "vlm"
+    return "causal"
+
+
+def attn_implementation(requested: str | None) -> str:
+    """flash_attention_2 when asked for and installed; otherwise sdpa (said once)."""
+    global _said_sdpa
+    if requested in (None, "auto", "flash_attention_2"):
+        try:
+            import flash_attn  # noqa: F401
+            import torch
+
+            if torch.cuda.is_available():
+                return "flash_attention_2"
+        except ImportError:
+            pass
+        if requested == "flash_attention_2" and not _said_sdpa:
+            log.warning("flash-attn is not installed or no CUDA device: using sdpa attention")
+            _said_sdpa = True
+        return "sdpa"
+    return requested
+
+
+def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def model_class(kind: str, architecture: str) -> Any:
+    import transformers
+
+    if kind == "head":
+        return transformers.AutoModelForSequenceClassification
+    if architecture == "vlm":
+        return transformers.AutoModelForImageTextToText
+    return transformers.AutoModelForCausalLM
+
+
+def load_model(
+    name_or_path: str,
+    contract: ScoringContract,
+    *,
+    revision: str | None = None,
+    dtype: str | None = None,
+    attn: str | None = None,
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    quantization_config: Any = None,
+    device_map: Any = None,
+) -> Any:
+    """Weights for ``contract`` (safetensors only unless ``allow_pickle``)."""
+    import torch
+
+    cls = model_class(contract.kind, contract.architecture)
+    kwargs: dict[str, Any] = {
+        "revision": revision,
+        "trust_remote_code": trust_remote_code,
+        "use_safetensors": None if allow_pickle else True,
+    }
+    if dtype and dtype != "auto":
+        kwargs["dtype"] = getattr(torch, dtype)
+    if contract.kind == "head":
+        kwargs["num_labels"] = 1
+    if contract.architecture != "encoder":
+        kwargs["attn_implementation"] = attn_implementation(attn)
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        model = cls.from_pretrained(name_or_path, **kwargs)
+    except OSError as e:
+        if not allow_pickle and "safetensors" in str(e).lower():
+            raise RerankAlignError(
+                f"{name_or_path} has no safetensors weights",
+                hint="convert them, or pass --allow-pickle if you trust the file",
+            ) from None
+        raise
+    if contract.kind == "head" and getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = model.config.eos_token_id
+    return model
+
+
+def build_contract(
+    tokenizer: Any,
+    *,
+    base_model: str,
+    kind: str,
+    architecture: str,
+    base_model_revision: str | None = None,
+    template: str = "plain",
+    instruction: str | None = None,
+    formula: str | None = None,
+    answer_yes: str | None = None,
+    answer_no: str | None = None,
+    max_query_length: int = 64,
+    max_document_length: int = 256,
+    max_length: int = 512,
+    document_format: str = "{title}\n{text}",
+    truncation_side: dict[str, str] | None = None,
+    padding_side: str = "right",
+    pair_truncation: str = "longest_first",
+) -> ScoringContract:
+    """A contract with every string resolved literally (template presets by name or a custom template)."""
+    template_str: str | None = None
+    template_name = "pair" if architecture == "encoder" else template
+    if kind == "listwise":
+        template_name, template_str = "listwise", None
+    elif architecture != "encoder":
+        preset = PRESETS.get(template)
+        if preset is None:
+            if "{query}" not in template:
+                raise ContractError(
+                    f"unknown template {template!r}",
+                    where="model.template",
+                    hint=f"one of {', '.join(PRESETS)} or a custom string with {{query}} and {{document}}",
+                )
+            template_name, raw = "custom", template
+        else:
+            raw = preset.template
+            instruction = instruction if instruction is not None else preset.default_instruction
+            answer_yes = answer_yes or preset.answer_yes
+            answer_no = answer_no or preset.answer_no
+            formula = formula or preset.formula
+        template_str = resolve_template(
+            raw, instruction=instruction, bos=tokenizer.bos_token, eos=tokenizer.eos_token
+        )
+    answers: dict[str, str] = {}
+    answer_ids: dict[str, int] = {}
+    if kind == "yesno":
+        answers = {"yes": answer_yes or "yes", "no": answer_no or "no"}
+        answer_ids = {k: single_token_id(tokenizer, v, f"model.answer_{k}") for k, v in answers.items()}
+        formula = formula or "logit_diff"
+    else:
+        formula = "head" if kind == "head" else (formula or "logit_diff")
+    return ScoringContract(
+        kind=kind,  # type: ignore[arg-type]
+        architecture=architecture,  # type: ignore[arg-type]
+        base_model=base_model,
+        base_model_revision=base_model_revision,
+        template=template_str,
+        template_name=template_name,
+        document_format=document_format,
+        answer_tokens=answers,
+        answer_token_ids=answer_ids,
+        formula=formula,  # type: ignore[arg-type]
+        max_query_length=max_query_length,
+        max_document_length=max_document_length,
+        max_length=max_length,
+        truncation_side=truncation_side or {"query": "right", "document": "right"},  # type: ignore[arg-type]
+        padding_side=padding_side,  # type: ignore[arg-type]
+        pair_truncation=pair_truncation,  # type: ignore[arg-type]
+        list_format=ListFormat() if kind == "listwise" else None,
+    )
+
+
+def is_adapter_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / "adapter_config.json").is_file()

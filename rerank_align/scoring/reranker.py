@@ -1,0 +1,215 @@
+"""``Reranker``: the inference API. It reads reranker.json and scores through the same code as training."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rerank_align.scoring.contract import ScoringContract
+from rerank_align.scoring.encode import Doc, PairEncoder
+from rerank_align.scoring.forward import score_forward
+from rerank_align.scoring.modeling import (
+    architecture_of,
+    build_contract,
+    is_adapter_dir,
+    load_model,
+    load_tokenizer,
+    read_model_type,
+)
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def weights_fingerprint(path: str | os.PathLike) -> str:
+    """sha256 over reranker.json and every weight file (so a retrained model never reuses a cached score)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    for f in sorted(path.iterdir()):
+        if f.name == "reranker.json" or f.suffix in (".safetensors", ".bin", ".pt"):
+            h.update(f.name.encode())
+            with open(f, "rb") as fh:
+                for chunk in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                    h.update(chunk)
+    return h.hexdigest()
+
+
+class Reranker:
+    """Score and rerank documents for a query.
+
+    >>> rr = Reranker.from_pretrained("outputs/minilm-scifact")          # doctest: +SKIP
+    >>> rr.score("what causes tides?", ["The moon's gravity...", "Tidal pools..."])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        contract: ScoringContract,
+        *,
+        batch_size: int = 32,
+        device: str | None = None,
+        path: str | None = None,
+        fingerprint: str | None = None,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> None:
+        self.contract = contract
+        self.tokenizer = tokenizer
+        self.encoder = PairEncoder(tokenizer, contract)
+        self.device = device or _default_device()
+        self.model = model.to(self.device) if getattr(model, "hf_device_map", None) is None else model
+        self.model.eval()
+        self.batch_size = batch_size
+        self.path = path
+        self.autocast_dtype = autocast_dtype
+        self.fingerprint = fingerprint or contract.sha256
+        self.name = Path(path).name if path else contract.base_model
+
+    # -- construction ------------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(
+        cls,
+        path: str | os.PathLike,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        dtype: str | None = None,
+        allow_pickle: bool = False,
+        trust_remote_code: bool = False,
+    ) -> Reranker:
+        """Load a folder saved by rerank_align (full model or LoRA adapter) with its reranker.json."""
+        path = Path(path)
+        contract = ScoringContract.load(path)
+        if is_adapter_dir(path):
+            from peft import PeftModel
+
+            base = load_model(
+                contract.base_model,
+                contract,
+                revision=contract.base_model_revision,
+                dtype=dtype,
+                allow_pickle=allow_pickle,
+                trust_remote_code=trust_remote_code,
+            )
+            model = PeftModel.from_pretrained(base, str(path))
+        else:
+            model = load_model(
+                str(path),
+                contract,
+                dtype=dtype,
+                allow_pickle=allow_pickle,
+                trust_remote_code=trust_remote_code,
+            )
+        tokenizer = load_tokenizer(str(path), trust_remote_code=trust_remote_code)
+        contract.check_tokenizer(tokenizer)
+        return cls(
+            model,
+            tokenizer,
+            contract,
+            device=device,
+            batch_size=batch_size,
+            path=str(path),
+            fingerprint=weights_fingerprint(path),
+        )
+
+    @classmethod
+    def from_base(
+        cls,
+        name_or_path: str,
+        *,
+        kind: str | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+        dtype: str | None = None,
+        revision: str | None = None,
+        seed: int = 0,
+        **contract_fields: Any,
+    ) -> Reranker:
+        """Score with an untrained base model, zero-shot, under a contract built from ``contract_fields``.
+
+        ``kind`` defaults to ``head`` for encoders and ``yesno`` for causal LMs. A newly initialised head is seeded
+        with ``seed`` so the baseline is reproducible.
+        """
+        architecture = architecture_of(read_model_type(name_or_path, revision))
+        kind = kind or ("head" if architecture == "encoder" else "yesno")
+        tokenizer = load_tokenizer(name_or_path, revision=revision)
+        contract = build_contract(
+            tokenizer,
+            base_model=name_or_path,
+            base_model_revision=revision,
+            kind=kind,
+            architecture=architecture,
+            **contract_fields,
+        )
+        torch.manual_seed(seed)
+        model = load_model(name_or_path, contract, revision=revision, dtype=dtype)
+        fp = hashlib.sha256((contract.sha256 + f"base-seed{seed}").encode()).hexdigest()
+        rr = cls(model, tokenizer, contract, device=device, batch_size=batch_size, path=None, fingerprint=fp)
+        rr.name = f"{Path(name_or_path).name} (untrained)"
+        return rr
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Weights (safetensors), tokenizer and reranker.json, written atomically."""
+        from rerank_align.io import atomic_dir
+
+        with atomic_dir(directory) as tmp:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+            self.contract.save(tmp)
+
+    # -- scoring -----------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def score_pairs(
+        self, queries: Sequence[str | dict], docs: Sequence[Doc], *, show_progress: bool = False
+    ) -> np.ndarray:
+        """One float score per (query, doc) pair. Pairs are sorted by length into batches (less padding)."""
+        if self.contract.kind == "listwise":
+            raise NotImplementedError("listwise rerankers rank whole lists; use rerank()")
+        if len(queries) == 0:
+            return np.zeros(0, dtype=np.float32)
+        feats = self.encoder.encode(queries, docs)
+        order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]), reverse=True)
+        scores = np.empty(len(feats), dtype=np.float32)
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        progress = None
+        if show_progress:
+            from rich.progress import Progress
+
+            progress = Progress(transient=True)
+            task = progress.add_task("scoring", total=len(feats))
+            progress.start()
+        try:
+            for idx in batches:
+                batch = {
+                    k: v.to(self.device) for k, v in self.encoder.collate([feats[i] for i in idx]).items()
+                }
+                if self.autocast_dtype is not None:
+                    with torch.autocast(device_type=self.device.split(":")[0], dtype=self.autocast_dtype):
+                        out = score_forward(self.model, self.contract, batch)
+                else:
+                    out = score_forward(self.model, self.contract, batch)
+                scores[idx] = out.scores.float().cpu().numpy()
+                if progress is not None:
+                    progress.advance(task, len(idx))
+        finally:
+            if progress is not None:
+                progress.stop()
+        return scores
+
+    def score(self, query: str | dict, docs: Sequence[Doc]) -> list[float]:
+        return self.score_pairs([query] * len(docs), docs).tolist()
+
+    def rerank(
+        self, query: str | dict, docs: Sequence[Doc], top_k: int | None = None
+    ) -> list[tuple[int, float]]:
+        """``(index into docs, score)`` best first; ties keep the input (first-stage) order."""
+        s = self.score(query, docs)
+        order = sorted(range(len(docs)), key=lambda i: (-s[i], i))
+        return [(i, s[i]) for i in order[:top_k]]

@@ -1,0 +1,106 @@
+"""Built-in prompt templates. Each resolves to literal strings that are stored in reranker.json.
+
+A template is one string holding the placeholders ``{query}`` and ``{document}`` exactly once each (and, before it
+is resolved, optionally ``{instruction}``, ``{bos}``, ``{eos}``). Only these names are placeholders, so braces in
+the text itself need no escaping. Resolution replaces ``{instruction}``/``{bos}``/``{eos}`` with literal strings;
+what is saved is the literal result, never only a name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rerank_align.errors import ContractError
+
+FIELDS = ("query", "document")
+RESOLVED_AT_BUILD = ("instruction", "bos", "eos")
+
+
+@dataclass(frozen=True)
+class TemplatePreset:
+    template: str
+    answer_yes: str
+    answer_no: str
+    formula: str
+    default_instruction: str | None = None
+    source: str = ""
+
+
+PRESETS: dict[str, TemplatePreset] = {
+    # Qwen3-Reranker (Qwen/Qwen3-Reranker-0.6B model card): the system/user/assistant strings, including the
+    # empty think block; the model card's score is p(yes) over {yes, no}, i.e. log_softmax_yes here.
+    "qwen3": TemplatePreset(
+        template=(
+            "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+            'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+            "<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\n\n</think>\n\n"
+        ),
+        answer_yes="yes",
+        answer_no="no",
+        formula="log_softmax_yes",
+        default_instruction="Given a web search query, retrieve relevant passages that answer the query",
+        source="Qwen3-Reranker model card",
+    ),
+    # BAAI/bge-reranker-v2-gemma (FlagEmbedding LLM reranker): "<bos>A: {query}\nB: {passage}\n{prompt}", score =
+    # the logit of "Yes" at the last position.
+    "bge-gemma": TemplatePreset(
+        template="{bos}A: {query}\nB: {document}\n{instruction}",
+        answer_yes="Yes",
+        answer_no="No",
+        formula="yes_logit",
+        default_instruction=(
+            "Given a query A and a passage B, determine whether the passage contains an answer to the query by "
+            "providing a prediction of either 'Yes' or 'No'."
+        ),
+        source="FlagEmbedding bge-reranker-v2-gemma",
+    ),
+    "plain": TemplatePreset(
+        template="Query: {query}\nDocument: {document}\nRelevant:",
+        answer_yes="yes",
+        answer_no="no",
+        formula="logit_diff",
+        source="rerank_align",
+    ),
+}
+
+
+def resolve_template(template: str, *, instruction: str | None, bos: str | None, eos: str | None) -> str:
+    """Replace build-time placeholders with literal strings; check {query}/{document} appear exactly once."""
+    values = {"instruction": instruction, "bos": bos, "eos": eos}
+    out = template
+    for name, value in values.items():
+        token = "{" + name + "}"
+        if token in out:
+            if value is None:
+                raise ContractError(
+                    f"template uses {token} but no value is available",
+                    where="model.template",
+                    hint=f"set model.{name}"
+                    if name == "instruction"
+                    else "the tokenizer has no such special token",
+                )
+            out = out.replace(token, value)
+    for f in FIELDS:
+        if out.count("{" + f + "}") != 1:
+            raise ContractError(
+                f"template must contain {{{f}}} exactly once",
+                where="model.template",
+                hint="e.g. 'Q: {query} D: {document}'",
+            )
+    return out
+
+
+def split_template(template: str) -> list[str]:
+    """Split a resolved template into literal pieces and field names, e.g. ``["Q: ", "{query}", " D: ", "{document}", ""]``."""
+    pieces: list[str] = []
+    rest = template
+    while True:
+        positions = [(rest.find("{" + f + "}"), f) for f in FIELDS if ("{" + f + "}") in rest]
+        if not positions:
+            pieces.append(rest)
+            return pieces
+        pos, f = min(positions)
+        pieces.append(rest[:pos])
+        pieces.append("{" + f + "}")
+        rest = rest[pos + len(f) + 2 :]

@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny models built in code once per test session (no hub access, DESIGN §7)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_causal(tmp_path_factory) -> Path:
+    """A ~120k-parameter Qwen3 causal LM with a locally trained tokenizer ("yes"/"no" single tokens)."""
+    from rerank_align.testing.tiny import build_tiny_causal
+
+    return build_tiny_causal(tmp_path_factory.mktemp("tiny") / "qwen3")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2(tmp_path_factory) -> Path:
+    from rerank_align.testing.tiny import build_tiny_causal
+
+    return build_tiny_causal(tmp_path_factory.mktemp("tiny") / "qwen2", arch="qwen2")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny BERT cross-encoder (num_labels=1) with a locally trained WordPiece tokenizer."""
+    from rerank_align.testing.tiny import build_tiny_bert
+
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA

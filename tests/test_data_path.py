@@ -1,0 +1,103 @@
+"""Data path: BEIR folders, runs, group building with the false-negative guard."""
+
+from __future__ import annotations
+
+import json
+
+from rerank_align.data import Collection, groups_from_run, load_beir, read_run, write_run
+from rerank_align.data.bm25 import bm25_run
+from rerank_align.data.records import read_group_records, validate_group, validate_list, validate_preference
+from rerank_align.testing.synthetic import make_task, write_beir
+
+
+def _collection():
+    corpus = {
+        d: {"id": d, "title": "", "text": f"text of {d}"} for d in ["p1", "p2", "n1", "n2", "n3", "n4", "r0"]
+    }
+    qrels = {"q": {"p1": 2, "p2": 1, "r0": 0}}
+    run = {"q": [("p2", 9.0), ("n1", 8.0), ("n2", 7.0), ("r0", 6.5), ("n3", 6.0), ("n4", 5.0)]}
+    return Collection(path=None, corpus=corpus, queries={"q": "question"}, qrels=qrels), run  # type: ignore[arg-type]
+
+
+def test_groups_never_use_a_relevant_document_as_negative():
+    col, run = _collection()
+    groups = groups_from_run(col, run, num_negatives=10, sampling="top")
+    assert [g["positives"][0]["id"] for g in groups] == ["p1", "p2"]
+    for g in groups:
+        negs = [d["id"] for d in g["negatives"]]
+        assert "p1" not in negs and "p2" not in negs
+        assert "r0" in negs  # judged non-relevant (grade 0) is a fine negative
+        validate_group(g)
+
+
+def test_false_negative_guard_uses_teacher_scores():
+    col, run = _collection()
+    teacher = {"q": {"p1": 10.0, "p2": 4.0, "n1": 9.9, "n2": 3.0, "n3": 1.0, "n4": 0.5, "r0": 2.0}}
+    groups = groups_from_run(
+        col, run, num_negatives=10, sampling="top", teacher_scores=teacher, teacher_margin=0.5
+    )
+    by_pos = {g["positives"][0]["id"]: [d["id"] for d in g["negatives"]] for g in groups}
+    assert "n1" not in by_pos["p1"]  # 9.9 > 10 - 0.5: too close to the positive, probably unjudged relevant
+    assert by_pos["p1"] == ["n2", "r0", "n3", "n4"]
+    assert by_pos["p2"] == ["n2", "r0", "n3", "n4"]  # 3.0 <= 4.0 - 0.5
+    assert groups[0]["scores"]["n2"] == 3.0
+    ratio = groups_from_run(
+        col, run, num_negatives=10, sampling="top", teacher_scores=teacher, teacher_ratio=0.5
+    )
+    assert [d["id"] for d in ratio[0]["negatives"]] == ["n2", "r0", "n3", "n4"]  # <= 5.0
+
+
+def test_random_sampling_is_seeded():
+    col, run = _collection()
+    a = groups_from_run(col, run, num_negatives=2, seed=3)
+    b = groups_from_run(col, run, num_negatives=2, seed=3)
+    assert a == b and all(len(g["negatives"]) == 2 for g in a)
+
+
+def test_run_ties_keep_rank_order_and_roundtrip(tmp_path):
+    p = tmp_path / "r.run"
+    p.write_text("1 Q0 b 2 1.0 x\n1 Q0 a 1 1.0 x\n1 Q0 c 3 2.0 x\n")
+    run = read_run(p)
+    assert [d for d, _ in run["1"]] == ["c", "a", "b"]
+    write_run(run, tmp_path / "out.run")
+    assert read_run(tmp_path / "out.run") == run
+    assert read_run(p, depth=1)["1"] == [("c", 2.0)]
+
+
+def test_synthetic_task_roundtrips_through_beir_reader(tmp_path):
+    task = make_task(n_train=5, n_test=3, n_candidates=10)
+    folder = write_beir(task, tmp_path / "syn")
+    col = load_beir(folder, split="train")
+    assert len(col.qrels) == 5 and len(col.corpus) == 80
+    groups = groups_from_run(col, read_run(folder / "first_stage.run"), num_negatives=4)
+    assert groups and all(len(g["negatives"]) == 4 for g in groups)
+
+
+def test_shared_scifact_loads_and_builds_groups(shared_data, tmp_path):
+    col = load_beir(shared_data / "scifact", split="train")
+    assert len(col.corpus) == 5183 and len(col.qrels) == 809
+    run = bm25_run(col, list(col.qrels))  # the shipped run covers test queries only
+    groups = groups_from_run(col, run, num_negatives=7, depth=50)
+    assert len(groups) > 700
+    for g in groups[:50]:
+        judged = col.qrels[g["qid"]]
+        assert all(judged.get(d["id"], 0) <= 0 for d in g["negatives"])
+    out = tmp_path / "g.jsonl"
+    out.write_text("".join(json.dumps(g) + "\n" for g in groups[:20]))
+    assert len(read_group_records(out)) == 20
+
+
+def test_record_validators_normalise_docs():
+    g = validate_group({"query": "q", "positives": ["a"], "negatives": [{"title": "T", "text": "b"}]})
+    assert g["positives"] == [{"text": "a"}] and g["negatives"][0]["title"] == "T"
+    lst = validate_list({"query": "q", "docs": ["a", "b"], "ranking": [1, 0], "labels": [0, 2]})
+    assert lst["ranking"] == [1, 0]
+    pref = validate_preference({"query": "q", "docs": ["a", "b"], "chosen": 0, "rejected": 1})
+    assert pref["chosen"] == 0
+
+
+def test_bm25_reproduces_the_shared_scifact_run(shared_data):
+    col = load_beir(shared_data / "scifact", split="test")
+    ours = bm25_run(col, list(col.qrels))
+    ref = read_run(shared_data / "scifact" / "bm25_top100.run")
+    assert all([d for d, _ in ours[q]] == [d for d, _ in ref[q]] for q in ref)
