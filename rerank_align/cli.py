@@ -17,12 +17,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    try:
-        from rerank_align.evaluation.cli import main as eval_main
-    except ModuleNotFoundError as e:
-        if e.name and e.name.startswith("rerank_align"):
-            raise NotBuiltError("'rerank-align eval' is not built yet") from None
-        raise
+    from rerank_align.evaluation.cli import main as eval_main
+
     return eval_main(args.rest)
 
 
@@ -54,6 +50,24 @@ def _mine(args: argparse.Namespace) -> int:
     from rerank_align.mine import main as mine_main
 
     return mine_main(args.rest)
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from rerank_align.export.merge import main as merge_main
+
+    return merge_main(args.rest)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rerank_align.export.export import main as export_main
+
+    return export_main(args.rest)
+
+
+def _push(args: argparse.Namespace) -> int:
+    from rerank_align.export.push import main as push_main
+
+    return push_main(args.rest)
 
 
 def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
@@ -95,15 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_mine)
 
-    for name, text in (
-        ("merge", "merge a LoRA adapter into its base, with a score-parity check"),
-        ("export", "export a yesno reranker as a sequence-classification model"),
-        ("push", "push a model folder to the Hugging Face hub"),
-        ("plan", "estimate per-device memory of a recipe"),
+    for name, text, func in (
+        ("merge", "merge a LoRA adapter into its base, with a score-parity check", _merge),
+        ("export", "export a yesno reranker as a sequence-classification model", _export),
+        ("push", "push a model folder to the Hugging Face hub", _push),
+        ("plan", "estimate per-device memory of a recipe", _not_built("plan")),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_not_built(name))
+        p.set_defaults(func=func)
 
     p = sub.add_parser("recipes", help="list recipes (and check them with --check)")
     p.add_argument("root", nargs="?", default="recipes")
@@ -112,9 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASSTHROUGH:
+        # these subcommands own their flags (including --help); argparse.REMAINDER would stop at a leading '-'
+        args = parser.parse_args([argv[0]])
+        args.rest = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     if args.version:
         from rerank_align import __version__
 

@@ -26,7 +26,7 @@ def test_help_lists_every_subcommand():
 
 def test_unbuilt_subcommand_answers_one_line():
     proc = subprocess.run(
-        [sys.executable, "-m", "rerank_align.cli", "push", "x"], capture_output=True, text=True
+        [sys.executable, "-m", "rerank_align.cli", "plan", "x"], capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "not built yet" in proc.stderr and "Traceback" not in proc.stderr

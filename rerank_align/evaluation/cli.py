@@ -1,0 +1,64 @@
+"""``rerank-align eval <suite.yaml> [--systems ...] [--out ...] [--limit-queries N] [key=value ...]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rerank_align.errors import RerankAlignError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rerank-align eval",
+        description="Rerank the first-stage candidates of every collection in a suite and compare systems.",
+    )
+    p.add_argument("suite", help="suite YAML (eval/suites/*.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="override suite keys, e.g. depth=20")
+    p.add_argument("--systems", nargs="+", help="evaluate only these systems (the baseline is always kept)")
+    p.add_argument("--collections", nargs="+", help="evaluate only these collections")
+    p.add_argument("--out", help="output folder (default: the suite's 'output', else outputs/eval/<suite>)")
+    p.add_argument("--limit-queries", type=int, metavar="N", help="first N judged queries of each collection")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no results table")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_intermixed_args(argv)
+    try:
+        from rerank_align.evaluation.config import load_suite
+        from rerank_align.evaluation.runner import run_suite
+
+        systems = [s for item in args.systems or [] for s in item.split(",") if s]
+        cols = [c for item in args.collections or [] for c in item.split(",") if c]
+        if args.limit_queries is not None and args.limit_queries < 1:
+            raise RerankAlignError("--limit-queries must be >= 1", where="command line")
+        suite = load_suite(args.suite, args.overrides)
+        results = run_suite(
+            suite,
+            systems=systems or None,
+            collections=cols or None,
+            out=args.out,
+            limit_queries=args.limit_queries,
+            use_cache=not args.no_cache,
+            show_progress=not args.no_progress,
+            argv=list(argv),
+        )
+    except RerankAlignError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from rerank_align.evaluation.runner import Dist
+
+    if not args.quiet and Dist().main:
+        from rich.console import Console
+
+        from rerank_align.evaluation.report import rich_table
+
+        Console().print(rich_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,284 @@
+"""MRB (multimodal reranking benchmark, arXiv 2510.14824): task folders, a converter, and per-type aggregation.
+
+MRB reranks the top-100 candidates of a first-stage retriever on test sets of single-modal, cross-modal and
+fused-modal retrieval. Here every MRB test set is one *task folder* (see docs/mrb.md)::
+
+    <task>/mrb.json          {"name": ..., "type": "T→I", "source": ...}   (type: T→T, T→I, I→T, I→I or fused)
+    <task>/queries.jsonl     {"_id", "text"?, "image"?}                   image: path relative to the task folder
+    <task>/corpus.jsonl      {"_id", "title"?, "text"?, "image"?}
+    <task>/qrels/test.tsv    query-id  corpus-id  score
+    <task>/candidates.run    TREC run: the first-stage top-100 that is reranked
+    <task>/images/...
+
+A query or document is text, an image, or both; a task whose queries or documents carry both is ``fused``, the
+others are typed by their modalities (``T→I``: text queries, image documents). Tasks are evaluated like any
+collection (same tie, depth, unjudged and self-hit policies); the scorer receives ``{"text", "image"}`` queries
+and ``{"id", "title", "text", "image"}`` docs with ``image`` an absolute path.
+
+Aggregation: the primary metric (nDCG@10 by default) of each task; the mean over the tasks of each type; and
+the overall score as the mean over all tasks (each test set weighs the same). The mean over the type means is
+reported next to it (``overall_types``) for comparison with tables that average categories instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rerank_align.errors import InputError, where
+
+TASK_TYPES = ("T→T", "T→I", "I→T", "I→I", "fused")
+_ALIASES = {
+    "t2t": "T→T",
+    "t2i": "T→I",
+    "i2t": "I→T",
+    "i2i": "I→I",
+    "t->t": "T→T",
+    "t->i": "T→I",
+    "i->t": "I→T",
+    "i->i": "I→I",
+}
+
+
+def normalize_type(value: str) -> str:
+    v = str(value).strip()
+    if v in TASK_TYPES:
+        return v
+    low = v.lower()
+    if low in _ALIASES:
+        return _ALIASES[low]
+    if low in ("fused", "fused-modal", "fused_modal", "it"):
+        return "fused"
+    raise InputError(f"unknown MRB task type {value!r}", hint=f"one of: {', '.join(TASK_TYPES)}")
+
+
+def modality(record: dict) -> str:
+    """``T``, ``I`` or ``IT`` from which of text/title and image are present."""
+    has_text = bool((record.get("text") or "").strip() or (record.get("title") or "").strip())
+    has_image = bool(record.get("image"))
+    if has_text and has_image:
+        return "IT"
+    if has_image:
+        return "I"
+    if has_text:
+        return "T"
+    return ""
+
+
+def infer_type(queries: dict[str, dict], corpus: dict[str, dict]) -> str:
+    """The task type from the modalities present: any text+image record on either side makes it ``fused``."""
+    qm = {modality(q) for q in queries.values()} - {""}
+    dm = {modality(d) for d in corpus.values()} - {""}
+    if "IT" in qm or "IT" in dm or len(qm) > 1 or len(dm) > 1:
+        return "fused"
+    if not qm or not dm:
+        raise InputError("cannot infer the MRB task type: queries or documents are empty")
+    return f"{qm.pop()}→{dm.pop()}"
+
+
+@dataclass
+class MRBTask:
+    name: str
+    type: str
+    path: Path
+    queries: dict[str, dict]
+    corpus: dict[str, dict]
+    qrels: dict[str, dict[str, int]]
+
+
+def _records(path: Path, folder: Path, kind: str) -> dict[str, dict]:
+    from rerank_align.data.jsonl import read_jsonl
+
+    out: dict[str, dict] = {}
+    for lineno, obj in read_jsonl(path):
+        rid = obj.get("_id", obj.get("id"))
+        if rid is None or str(rid) == "":
+            raise InputError("record without '_id'", where=where(path, lineno))
+        rid = str(rid)
+        if rid in out:
+            raise InputError(f"duplicate id {rid!r}", where=where(path, lineno))
+        image = obj.get("image")
+        if image:
+            img = Path(image)
+            img = img if img.is_absolute() else folder / img
+            if not img.is_file():
+                raise InputError(
+                    f"image {image!r} not found",
+                    where=where(path, lineno),
+                    hint="paths are relative to the task folder",
+                )
+            image = str(img)
+        rec = {"id": rid, "text": obj.get("text") or "", "image": image or None}
+        if kind == "doc":
+            rec["title"] = obj.get("title") or ""
+        if not modality(rec):
+            raise InputError(f"record {rid!r} has neither text nor image", where=where(path, lineno))
+        out[rid] = rec
+    return out
+
+
+def load_mrb_task(path: str | os.PathLike, split: str = "test") -> MRBTask:
+    from rerank_align.data.beir import read_qrels
+
+    path = Path(path)
+    meta_path = path / "mrb.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    queries = _records(path / "queries.jsonl", path, "query")
+    corpus = _records(path / "corpus.jsonl", path, "doc")
+    qrels = read_qrels(path / "qrels" / f"{split}.tsv")
+    unknown = [q for q in qrels if q not in queries]
+    if unknown:
+        raise InputError(
+            f"{len(unknown)} judged queries are not in queries.jsonl (first: {unknown[0]!r})", where=str(path)
+        )
+    kind = normalize_type(meta["type"]) if meta.get("type") else infer_type(queries, corpus)
+    return MRBTask(meta.get("name", path.name), kind, path, queries, corpus, qrels)
+
+
+# ---------------------------------------------------------------------------------------------------- converter
+
+
+def _read_table(src: Path, stem: str) -> list[dict]:
+    """Rows of ``<stem>.parquet`` / ``<stem>-*.parquet`` / ``<stem>/*.parquet`` or ``<stem>.jsonl``."""
+    files = (
+        sorted(src.glob(f"{stem}.parquet"))
+        + sorted(src.glob(f"{stem}-*.parquet"))
+        + sorted(src.glob(f"{stem}/*.parquet"))
+    )
+    if files:
+        import pyarrow.parquet as pq
+
+        rows: list[dict] = []
+        for f in files:
+            rows.extend(pq.read_table(f).to_pylist())
+        return rows
+    jl = src / f"{stem}.jsonl"
+    if jl.is_file():
+        from rerank_align.data.jsonl import read_jsonl
+
+        return [obj for _, obj in read_jsonl(jl)]
+    raise InputError(f"no {stem}.parquet or {stem}.jsonl", where=str(src))
+
+
+def _save_image(value: Any, out_dir: Path, stem: str) -> str | None:
+    """HF ``Image`` cell (``{"bytes", "path"}``), raw bytes or a path → a file under ``out_dir``; relative path."""
+    if value is None:
+        return None
+    data, ext = None, ".png"
+    if isinstance(value, dict):
+        data = value.get("bytes")
+        if data is None and value.get("path") and Path(value["path"]).is_file():
+            data = Path(value["path"]).read_bytes()
+        if value.get("path"):
+            ext = Path(value["path"]).suffix or ext
+    elif isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+    elif isinstance(value, str) and Path(value).is_file():
+        data, ext = Path(value).read_bytes(), Path(value).suffix or ext
+    if data is None:
+        return None
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in stem)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{safe}{ext}"
+    target.write_bytes(data)
+    return str(target.relative_to(out_dir.parent))
+
+
+def convert_published(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    run: str | os.PathLike,
+    name: str | None = None,
+    task_type: str | None = None,
+    depth: int = 100,
+) -> Path:
+    """Convert one MRB test set from its published form into a task folder.
+
+    ``src`` holds the three tables of the published test sets (the GME/UMRB layout MRB uses): ``query`` (id,
+    modality, text, image), ``corpus`` (id, modality, text, image) and ``qrels`` (query-id, corpus-id, score), as
+    parquet (``query.parquet``, ``query-00000-of-00001.parquet`` or ``query/*.parquet``) or JSONL. ``run`` is the
+    first-stage candidate list (TREC run), cut to ``depth`` per query. Images (HF ``Image`` cells with ``bytes``)
+    are written under ``dst/images``. The folder is written atomically.
+    """
+    from rerank_align.data.beir import read_run, write_run
+    from rerank_align.io import atomic_dir
+
+    src, dst = Path(src), Path(dst)
+    queries = _read_table(src, "query")
+    corpus = _read_table(src, "corpus")
+    qrels_rows = _read_table(src, "qrels")
+    cands = read_run(run, depth=depth)
+    with atomic_dir(dst) as tmp:
+        images = tmp / "images"
+        qrecs, drecs = {}, {}
+        with open(tmp / "queries.jsonl", "w", encoding="utf-8") as fh:
+            for row in queries:
+                qid = str(row.get("id", row.get("_id")))
+                rec = {"_id": qid, "text": row.get("text") or ""}
+                img = _save_image(row.get("image"), images, f"q_{qid}")
+                if img:
+                    rec["image"] = img
+                qrecs[qid] = rec
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        with open(tmp / "corpus.jsonl", "w", encoding="utf-8") as fh:
+            for row in corpus:
+                did = str(row.get("id", row.get("_id")))
+                rec = {"_id": did, "title": row.get("title") or "", "text": row.get("text") or ""}
+                img = _save_image(row.get("image"), images, f"d_{did}")
+                if img:
+                    rec["image"] = img
+                drecs[did] = rec
+                fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        (tmp / "qrels").mkdir()
+        with open(tmp / "qrels" / "test.tsv", "w", encoding="utf-8") as fh:
+            fh.write("query-id\tcorpus-id\tscore\n")
+            for row in qrels_rows:
+                q = row.get("query-id", row.get("query_id", row.get("qid")))
+                d = row.get("corpus-id", row.get("corpus_id", row.get("docid")))
+                fh.write(f"{q}\t{d}\t{int(row.get('score', 1))}\n")
+        missing = sorted({d for c in cands.values() for d, _ in c if d not in drecs})
+        if missing:
+            raise InputError(
+                f"{len(missing)} candidates are not in the corpus (first: {missing[0]!r})", where=str(run)
+            )
+        write_run(cands, tmp / "candidates.run", tag="first_stage")
+        kind = (
+            normalize_type(task_type)
+            if task_type
+            else infer_type(
+                {k: {"text": v.get("text"), "image": v.get("image")} for k, v in qrecs.items()},
+                {
+                    k: {"text": v.get("text"), "title": v.get("title"), "image": v.get("image")}
+                    for k, v in drecs.items()
+                },
+            )
+        )
+        meta = {"name": name or src.name, "type": kind, "source": str(src), "depth": depth}
+        (tmp / "mrb.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return dst
+
+
+# -------------------------------------------------------------------------------------------------- aggregation
+
+
+def aggregate(collections: dict[str, dict], metric: str) -> dict:
+    """Per-type and overall means of ``metric`` over the MRB tasks among ``collections`` (results JSON form)."""
+    tasks = {name: c for name, c in collections.items() if c.get("mrb_type")}
+    systems: dict[str, dict] = {}
+    for name, c in tasks.items():
+        for s, m in c["metrics"].items():
+            entry = systems.setdefault(s, {"tasks": {}, "per_type": {}})
+            entry["tasks"][name] = m[metric]
+    for entry in systems.values():
+        by_type: dict[str, list[float]] = {}
+        for name, v in entry["tasks"].items():
+            by_type.setdefault(tasks[name]["mrb_type"], []).append(v)
+        entry["per_type"] = {t: sum(v) / len(v) for t, v in by_type.items()}
+        entry["n_tasks_per_type"] = {t: len(v) for t, v in by_type.items()}
+        entry["overall"] = sum(entry["tasks"].values()) / len(entry["tasks"])
+        entry["overall_types"] = sum(entry["per_type"].values()) / len(entry["per_type"])
+    return {"metric": metric, "type_order": list(TASK_TYPES), "systems": systems}

@@ -1,0 +1,408 @@
+"""Run a suite: candidates → scores (cached, sharded across processes) → final orders → metrics → significance.
+
+Data parallel: when launched with ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE > 1``), every process scores
+the queries ``qids[rank::world]`` of each collection, the per-query orders are gathered with
+``accelerate.utils.gather_object``, every process computes the (cheap) metrics from the full set, and only rank 0
+writes files. Scores do not depend on the shard, so 1 and N processes give identical results.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rerank_align.errors import InputError
+from rerank_align.evaluation.cache import ScoreCache, doc_key, query_key
+from rerank_align.evaluation.config import CollectionSpec, Suite, SuiteError
+from rerank_align.evaluation.metrics import canonical_name, evaluate, final_order, mean
+from rerank_align.evaluation.systems import build_scorer, doc_text
+
+CHUNK_PAIRS = 256
+"""Pairs scored (and committed to the cache) per step."""
+
+
+@dataclass
+class Prepared:
+    spec: CollectionSpec
+    queries: dict[str, Any]
+    corpus: dict[str, dict]
+    qrels: dict[str, dict[str, int]]
+    run: dict[str, list[tuple[str, float]]]
+    qids: list[str]
+    depth: int
+    run_path: str
+    dropped_self_hits: int = 0
+    info: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ distribution
+
+
+class Dist:
+    """Process rank / world size (accelerate's PartialState when launched distributed, else a single process)."""
+
+    def __init__(self) -> None:
+        self.rank, self.world, self._state = 0, 1, None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
+            from accelerate import PartialState
+
+            # without a GPU, accelerate only sets up a process group when asked for CPU (gloo)
+            self._state = PartialState(cpu=not torch.cuda.is_available())
+            self.rank, self.world = self._state.process_index, self._state.num_processes
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def gather(self, obj: list) -> list:
+        if self.world == 1:
+            return obj
+        from accelerate.utils import gather_object
+
+        return gather_object(obj)
+
+    def barrier(self) -> None:
+        if self._state is not None:
+            self._state.wait_for_everyone()
+
+
+# ------------------------------------------------------------------------------------------------- candidates
+
+
+def bm25_first_stage(corpus: dict[str, dict], queries: dict[str, str], qids: list[str], k: int) -> dict:
+    """bm25s (lucene, k1=0.9, b=0.4, English stop words, Snowball stemmer) over title + text; zero scores dropped."""
+    import bm25s
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer("english")
+    ids = list(corpus)
+    retriever = bm25s.BM25(method="lucene", k1=0.9, b=0.4)
+    retriever.index(
+        bm25s.tokenize(
+            [doc_text(corpus[i]) for i in ids], stopwords="en", stemmer=stemmer, show_progress=False
+        ),
+        show_progress=False,
+    )
+    run: dict[str, list[tuple[str, float]]] = {}
+    qtok = bm25s.tokenize([queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False)
+    docs, scores = retriever.retrieve(qtok, k=min(k, len(ids)), show_progress=False)
+    for q, ds, ss in zip(qids, docs, scores):
+        run[q] = [(ids[int(d)], float(s)) for d, s in zip(ds, ss) if s > 0]
+    return run
+
+
+def trec_eval_order(cands: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Score descending, equal scores by doc id descending: the order trec_eval / pytrec_eval evaluate a run in."""
+    return sorted(sorted(cands, key=lambda c: c[0], reverse=True), key=lambda c: -c[1])
+
+
+def _norm(text: str) -> str:
+    return " ".join(str(text).lower().split())
+
+
+def prepare_collection(spec: CollectionSpec, suite: Suite, *, limit_queries: int | None = None) -> Prepared:
+    """Load the collection and its first-stage candidates; apply the self-hit policy and the query limit."""
+    mrb_type = spec.mrb_type
+    if spec.mrb_type is not None or (spec.path / "mrb.json").exists():
+        from rerank_align.evaluation.mrb import load_mrb_task
+
+        task = load_mrb_task(spec.path, spec.split)
+        queries, corpus, qrels = task.queries, task.corpus, task.qrels
+        mrb_type = mrb_type or task.type
+        default_run = spec.path / "candidates.run"
+    else:
+        from rerank_align.data.beir import load_beir
+
+        col = load_beir(spec.path, spec.split)
+        queries, corpus, qrels = col.queries, col.corpus, col.qrels
+        default_run = spec.path / "bm25_top100.run"
+    depth = spec.depth or suite.depth
+    qids = [q for q in qrels if q in queries]
+    if limit_queries is not None:
+        qids = qids[:limit_queries]
+    run_path = spec.run if spec.run is not None else None
+    if run_path is None and mrb_type is not None:
+        run_path = default_run
+    if run_path is not None:
+        from rerank_align.data.beir import read_run
+
+        run = read_run(run_path)
+        run_label = str(run_path)
+        if spec.first_stage_order == "trec_eval":
+            run = {q: trec_eval_order(c) for q, c in run.items()}
+    else:
+        run = {
+            q: trec_eval_order(c) for q, c in bm25_first_stage(corpus, queries, qids, max(depth, 100)).items()
+        }
+        run_label = "bm25s(lucene,k1=0.9,b=0.4,en-stop,snowball,title+text)"
+    keep = set(qids)
+    run = {q: c for q, c in run.items() if q in keep}
+    dropped = 0
+    for q, cands in run.items():
+        new = []
+        for d, s in cands:
+            if d == q and spec.drop_self_hits != "never":
+                is_self = spec.drop_self_hits == "always" or (
+                    d in corpus and _norm(doc_text(corpus[d])) == _norm(_qtext(queries[q]))
+                )
+                if is_self:
+                    dropped += 1
+                    continue
+            new.append((d, s))
+        run[q] = new
+    missing = sorted({d for q in run for d, _ in run[q][:depth] if d not in corpus})
+    if missing:
+        raise InputError(
+            f"{len(missing)} candidate documents are not in the corpus (first: {missing[0]!r})",
+            where=run_label,
+            hint="the run and corpus.jsonl must come from the same collection",
+        )
+    qrels = {q: qrels[q] for q in qids}
+    return Prepared(
+        spec, queries, corpus, qrels, run, qids, depth, run_label, dropped, info={"mrb_type": mrb_type}
+    )
+
+
+def _qtext(q: Any) -> str:
+    return q if isinstance(q, str) else str(q.get("text") or "")
+
+
+# ---------------------------------------------------------------------------------------------------- scoring
+
+
+def score_rankings(
+    prep: Prepared,
+    scorer: Any,
+    cache: ScoreCache,
+    qids: list[str],
+    *,
+    progress: Any = None,
+    task: Any = None,
+    chunk_pairs: int | None = None,
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """Final orders for ``qids`` (``{qid: [doc ids]}``) and counters ``{"scored", "cached"}``."""
+    rankings: dict[str, list[str]] = {}
+    stats = {"scored": 0, "cached": 0}
+    if scorer is None:
+        for q in qids:
+            rankings[q] = final_order(prep.run.get(q, []), None, prep.depth)
+        return rankings, stats
+    fp = scorer.fingerprint
+    chunk_pairs = chunk_pairs or CHUNK_PAIRS
+    scores: dict[tuple[str, str], float] = {}
+    chunk: list[tuple[str, str, str, str]] = []  # (qid, did, qkey, dkey)
+
+    def flush() -> None:
+        if not chunk:
+            return
+        found = cache.get_many(fp, [(qk, dk) for _, _, qk, dk in chunk])
+        todo = [c for c in chunk if (c[2], c[3]) not in found]
+        if todo:
+            values = scorer.score_pairs(
+                [prep.queries[q] for q, _, _, _ in todo], [prep.corpus[d] for _, d, _, _ in todo]
+            )
+            if len(values) != len(todo):
+                raise RuntimeError(
+                    f"scorer {scorer.name!r} returned {len(values)} scores for {len(todo)} pairs"
+                )
+            new = [(qk, dk, float(v)) for (_, _, qk, dk), v in zip(todo, values)]
+            cache.put_many(fp, new)
+            found.update({(qk, dk): s for qk, dk, s in new})
+        for q, d, qk, dk in chunk:
+            scores[(q, d)] = found[(qk, dk)]
+        stats["scored"] += len(todo)
+        stats["cached"] += len(chunk) - len(todo)
+        if progress is not None:
+            progress.advance(task, len(chunk))
+        chunk.clear()
+
+    for q in qids:
+        qk = query_key(q, prep.queries[q])
+        for d, _ in prep.run.get(q, [])[: prep.depth]:
+            chunk.append((q, d, qk, doc_key(d, prep.corpus[d])))
+        if len(chunk) >= chunk_pairs:
+            flush()
+    flush()
+    for q in qids:
+        head = prep.run.get(q, [])[: prep.depth]
+        rankings[q] = final_order(prep.run.get(q, []), [scores[(q, d)] for d, _ in head], prep.depth)
+    return rankings, stats
+
+
+# ------------------------------------------------------------------------------------------------------- suite
+
+
+def run_suite(
+    suite: Suite,
+    *,
+    systems: list[str] | None = None,
+    collections: list[str] | None = None,
+    out: str | os.PathLike | None = None,
+    limit_queries: int | None = None,
+    use_cache: bool = True,
+    scorers: dict[str, Any] | None = None,
+    show_progress: bool = True,
+    write: bool = True,
+    argv: list[str] | None = None,
+) -> dict:
+    """Evaluate ``suite``; returns the results dict (also written to ``out`` by rank 0 when ``write``)."""
+    from rerank_align.evaluation.report import build_results, write_outputs
+    from rerank_align.evaluation.significance import bootstrap_ci, compare
+
+    t_start = time.perf_counter()
+    dist = Dist()
+    sys_specs = suite.systems
+    if systems:
+        names = [s.name for s in suite.systems]
+        for n in systems:
+            if n not in names:
+                raise SuiteError(
+                    f"no system named {n!r}", where="--systems", hint=f"systems: {', '.join(names)}"
+                )
+        keep = set(systems) | {suite.baseline_name}
+        sys_specs = [s for s in suite.systems if s.name in keep]
+    col_specs = suite.collections
+    if collections:
+        unknown = [c for c in collections if c not in [x.name for x in suite.collections]]
+        if unknown:
+            raise SuiteError(f"no collection named {unknown[0]!r}", where="--collections")
+        col_specs = [c for c in suite.collections if c.name in collections]
+    out_dir = Path(out) if out is not None else (suite.output or Path("outputs/eval") / suite.name)
+    cache_path = suite.cache or (out_dir / "score_cache.sqlite")
+    # rank 0 creates the sqlite file (and its WAL mode) before the others open it: concurrent creation races
+    cache = ScoreCache(cache_path if use_cache else None) if dist.main else None
+    dist.barrier()
+    if cache is None:
+        cache = ScoreCache(cache_path if use_cache else None)
+    metrics = [canonical_name(m) for m in suite.metrics]
+
+    preps = [prepare_collection(c, suite, limit_queries=limit_queries) for c in col_specs]
+    sys_info: dict[str, dict] = {}
+    per_query: dict[str, dict[str, dict]] = {p.spec.name: {} for p in preps}
+    rankings_all: dict[str, dict[str, dict]] = {p.spec.name: {} for p in preps}
+    timing: dict[str, dict] = {}
+
+    progress = None
+    if show_progress and dist.main:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+        )
+        progress.start()
+    try:
+        for spec in sys_specs:
+            if scorers and spec.name in scorers:
+                scorer = scorers[spec.name]
+                info = {
+                    "type": spec.type,
+                    "path": spec.path,
+                    "fingerprint": getattr(scorer, "fingerprint", None),
+                }
+            else:
+                scorer, info = build_scorer(spec, batch_size=suite.batch_size, device=suite.device)
+            sys_info[spec.name] = info
+            for prep in preps:
+                shard = prep.qids[dist.rank :: dist.world]
+                task = None
+                if progress is not None:
+                    total = (
+                        sum(len(prep.run.get(q, [])[: prep.depth]) for q in shard)
+                        if scorer is not None
+                        else 0
+                    )
+                    task = progress.add_task(f"{spec.name} · {prep.spec.name}", total=total)
+                t0 = time.perf_counter()
+                ranks, stats = score_rankings(prep, scorer, cache, shard, progress=progress, task=task)
+                gathered = dist.gather([(q, ranks[q]) for q in shard] + [("__stats__", stats)])
+                ranking: dict[str, list[str]] = {}
+                total_stats = {"scored": 0, "cached": 0}
+                for key, val in gathered:
+                    if key == "__stats__":
+                        for k in total_stats:
+                            total_stats[k] += val[k]
+                    else:
+                        ranking[key] = val
+                ranking = {q: ranking[q] for q in prep.qids}
+                rankings_all[prep.spec.name][spec.name] = ranking
+                per_query[prep.spec.name][spec.name] = evaluate(
+                    ranking, prep.qrels, metrics, rel=prep.spec.rel
+                )
+                timing.setdefault(spec.name, {})[prep.spec.name] = {
+                    "seconds": round(time.perf_counter() - t0, 3),
+                    **total_stats,
+                }
+    finally:
+        if progress is not None:
+            progress.stop()
+        cache.close()
+
+    baseline = (
+        suite.baseline_name if suite.baseline_name in [s.name for s in sys_specs] else sys_specs[0].name
+    )
+    sig = suite.significance
+    collections_out: dict[str, dict] = {}
+    for prep in preps:
+        pq = per_query[prep.spec.name]
+        means = {s: {m: mean(v) for m, v in pq[s].items()} for s in pq}
+        cis = {
+            s: {
+                m: bootstrap_ci(list(pq[s][m].values()), resamples=sig.bootstrap, seed=sig.seed)
+                for m in metrics
+            }
+            for s in pq
+        }
+        collections_out[prep.spec.name] = {
+            "path": str(prep.spec.path),
+            "run": prep.run_path,
+            "split": prep.spec.split,
+            "rel": prep.spec.rel,
+            "depth": prep.depth,
+            "mrb_type": prep.info.get("mrb_type"),
+            "n_queries": len(prep.qids),
+            "n_queries_with_candidates": sum(1 for q in prep.qids if prep.run.get(q)),
+            "n_candidates": sum(len(prep.run.get(q, [])) for q in prep.qids),
+            "dropped_self_hits": prep.dropped_self_hits,
+            "drop_self_hits": prep.spec.drop_self_hits,
+            "metrics": means,
+            "ci95": cis,
+            "significance": compare(pq, baseline, metrics, permutations=sig.permutations, seed=sig.seed),
+            "per_query": pq,
+        }
+    results = build_results(
+        suite,
+        systems=sys_info,
+        collections=collections_out,
+        baseline=baseline,
+        metrics=metrics,
+        timing=timing,
+        wall_seconds=time.perf_counter() - t_start,
+        world_size=dist.world,
+        argv=argv,
+    )
+    if any(c["mrb_type"] for c in collections_out.values()):
+        from rerank_align.evaluation.mrb import aggregate
+
+        results["mrb"] = aggregate(collections_out, results["primary_metric"])
+    if write and dist.main:
+        write_outputs(results, out_dir, rankings=rankings_all)
+    dist.barrier()
+    return results

@@ -1,0 +1,441 @@
+"""The model card (README.md) written next to every merged / exported model.
+
+Sections: base model, method and recipe, training data, evaluation table (from a ``rerank-align eval`` results
+JSON), the scoring contract in words (``FORMULA_TEXT``), usage with plain transformers, parity checks and a
+reproducibility manifest (git commit, library versions, recipe hash, data file hashes, reranker.json hash).
+
+The plain-transformers snippet embeds the source of ``encode_pair`` below — the very function the export parity
+gate runs — so the documented recipe for building input ids cannot drift from the tested one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "peft",
+    "trl",
+    "accelerate",
+    "bitsandbytes",
+    "sentence-transformers",
+    "huggingface_hub",
+    "safetensors",
+    "rerank-align",
+)
+
+
+# -- the documented input construction (self-contained: copied verbatim into the card) -------------------------
+def encode_pair(tokenizer, contract, query, document):
+    """Input ids of one (query, document) prompt, built exactly as rerank_align builds them.
+
+    ``contract`` is the parsed reranker.json; ``document`` a string or {"title", "text"}. Each literal piece of
+    the template and each field is tokenised on its own (no special tokens) and the ids are concatenated.
+    """
+    if isinstance(document, dict):
+        title, text = (document.get("title") or "").strip(), document.get("text") or ""
+        fmt = contract["document_format"]
+        document = (
+            text
+            if not title
+            else title
+            if not text
+            else fmt.replace("{title}", title).replace("{text}", text)
+        )
+
+    def ids(s):
+        return tokenizer.encode(s, add_special_tokens=False) if s else []
+
+    def cut(x, n, side):
+        return x[:n] if side == "right" else x[max(0, len(x) - n) :]
+
+    side = contract["truncation_side"]
+    q = cut(ids(query), contract["max_query_length"], side["query"])
+    d = cut(ids(document), contract["max_document_length"], side["document"])
+    t = contract["template"]
+    q_first = t.index("{query}") < t.index("{document}")
+    a, rest = t.split("{query}" if q_first else "{document}", 1)
+    b, c = rest.split("{document}" if q_first else "{query}", 1)
+    lit = [ids(a), ids(b), ids(c)]
+    over = sum(map(len, lit)) + len(q) + len(d) - contract["max_length"]
+    if over > 0:  # cut the document further, then the query; never the template
+        n = min(over, len(d))
+        d = d[: len(d) - n] if side["document"] == "right" else d[n:]
+        over -= n
+    if over > 0:
+        n = min(over, len(q))
+        q = q[: len(q) - n] if side["query"] == "right" else q[n:]
+    first, second = (q, d) if q_first else (d, q)
+    return lit[0] + first + lit[1] + second + lit[2]
+
+
+# -- manifest ----------------------------------------------------------------------------------------------------
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sha256_path(path: str | os.PathLike) -> str:
+    """A file's sha256, or for a folder the sha256 over its files' relative names and hashes."""
+    p = Path(path)
+    if p.is_file():
+        return sha256_file(p)
+    h = hashlib.sha256()
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        h.update(f"{f.relative_to(p)}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def git_commit() -> dict[str, Any]:
+    cwd = str(Path(__file__).resolve().parent)
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+        return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def library_versions() -> dict[str, str | None]:
+    from importlib import metadata
+
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for lib in LIBRARIES:
+        try:
+            out[lib] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            out[lib] = None
+    return out
+
+
+def recipe_data_files(recipe: dict) -> list[str]:
+    data = recipe.get("data") or {}
+    files = [data.get("train_file"), data.get("beir"), data.get("run"), *(data.get("teacher_files") or [])]
+    return [f for f in files if f]
+
+
+def manifest(
+    directory: Path, recipe: Path | None, recipe_dict: dict, data_files: list[str]
+) -> dict[str, Any]:
+    data: dict[str, str | None] = {}
+    for f in [*recipe_data_files(recipe_dict), *data_files]:
+        data[f] = sha256_path(f) if Path(f).exists() else None
+    contract_file = directory / "reranker.json"
+    return {
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git": git_commit(),
+        "versions": library_versions(),
+        "recipe": str(recipe) if recipe else None,
+        "recipe_sha256": sha256_file(recipe) if recipe else None,
+        "data_sha256": data,
+        "reranker_json_sha256": sha256_file(contract_file) if contract_file.is_file() else None,
+    }
+
+
+# -- evaluation table ---------------------------------------------------------------------------------------------
+def evaluation_table(results_path: str | os.PathLike) -> list[str]:
+    """Markdown table from a ``rerank-align eval`` results JSON (``format: rerank_align.eval/1``)."""
+    r = json.loads(Path(results_path).read_text(encoding="utf-8"))
+    metrics = r.get("metrics") or []
+    lines = [f"From `{Path(results_path).name}`"]
+    suite = (r.get("suite") or {}).get("name")
+    if suite:
+        lines[0] += (
+            f" (suite `{suite}`, created {r.get('created', '?')}, commit `{(r.get('git') or {}).get('commit')}`)"
+        )
+    lines[0] += "."
+    for col, c in (r.get("collections") or {}).items():
+        lines += [
+            "",
+            f"**{col}** — {c.get('n_queries', '?')} queries, rerank depth {c.get('depth', '?')}",
+            "",
+        ]
+        lines += ["| system | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+        for system, m in (c.get("metrics") or {}).items():
+            cells = [f"{m[k]:.4f}" if isinstance(m.get(k), (int, float)) else "—" for k in metrics]
+            lines.append(f"| {system} | " + " | ".join(cells) + " |")
+    return lines
+
+
+# -- usage snippets -----------------------------------------------------------------------------------------------
+def usage(contract: Any, name: str) -> list[str]:
+    c = contract
+    if c.architecture == "encoder":
+        return [
+            "```python",
+            "import torch",
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+            "",
+            f'path = "{name}"',
+            "tok = AutoTokenizer.from_pretrained(path)",
+            "model = AutoModelForSequenceClassification.from_pretrained(path).eval()",
+            'queries, docs = ["what causes tides?"] * 2, ["The moon\'s gravity.", "Tidal pools host crabs."]',
+            f'batch = tok(queries, docs, padding=True, truncation="{c.pair_truncation}", max_length={c.max_length}, return_tensors="pt")',
+            "with torch.no_grad():",
+            "    scores = model(**batch).logits[:, 0]  # raw logits = the reranker's scores",
+            "```",
+            "",
+            "sentence-transformers (config.json sets `activation_fn` to Identity, so scores are the raw logits):",
+            "",
+            "```python",
+            "from sentence_transformers import CrossEncoder",
+            "",
+            f'scores = CrossEncoder("{name}").predict([("what causes tides?", "The moon\'s gravity.")])',
+            "```",
+            "",
+            f"Fields longer than `max_query_length` ({c.max_query_length}) / `max_document_length` "
+            f"({c.max_document_length}) tokens are cut first by `rerank_align`; plain pair tokenisation and "
+            "CrossEncoder cut only at `max_length`, so very long inputs can score differently there.",
+        ]
+    src = inspect.getsource(encode_pair).rstrip()
+    head = [
+        "```python",
+        "import json",
+        "",
+        "import torch",
+        "from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        "",
+        src,
+        "",
+        "",
+        f'path = "{name}"',
+        'contract = json.load(open(f"{path}/reranker.json"))',
+        "tok = AutoTokenizer.from_pretrained(path)",
+        'query, doc = "what causes tides?", {"title": "Tides", "text": "The moon\'s gravity pulls the ocean."}',
+        "input_ids = torch.tensor([encode_pair(tok, contract, query, doc)])",
+    ]
+    if c.kind == "head":
+        body = [
+            "model = AutoModelForSequenceClassification.from_pretrained(path).eval()",
+            "with torch.no_grad():",
+            "    score = model(input_ids=input_ids).logits[0, 0].item()",
+            "```",
+            "",
+            "For batches, pad on the **right** with the tokenizer's pad token and pass `attention_mask`: the model "
+            "pools the last non-pad token and numbers positions from 0.",
+        ]
+    else:
+        ids = c.answer_token_ids
+        formula = {
+            "logit_diff": "score = (z_yes - z_no).item()",
+            "log_softmax_yes": "score = (z_yes - torch.logaddexp(z_yes, z_no)).item()",
+            "yes_logit": "score = z_yes.item()",
+        }[c.formula]
+        body = [
+            "model = AutoModelForCausalLM.from_pretrained(path).eval()",
+            "with torch.no_grad():",
+            "    logits = model(input_ids=input_ids).logits[0, -1].float()",
+            f"z_yes, z_no = logits[{ids['yes']}], logits[{ids['no']}]  # answer tokens {c.answer_tokens}",
+            formula,
+            "```",
+        ]
+    return (
+        head
+        + body
+        + [
+            "",
+            "Or with rerank_align: `Reranker.from_pretrained(path).score(query, [doc, ...])`.",
+        ]
+    )
+
+
+# -- the card ------------------------------------------------------------------------------------------------------
+def contract_in_words(c: Any) -> list[str]:
+    from rerank_align.scoring.contract import FORMULA_TEXT
+
+    lines = [
+        f"- kind: `{c.kind}`, architecture: `{c.architecture}`",
+        f"- score: {FORMULA_TEXT[c.formula]}",
+    ]
+    if c.kind == "yesno":
+        lines.append(
+            f"- answer tokens: yes = {c.answer_tokens['yes']!r} (id {c.answer_token_ids['yes']}), "
+            f"no = {c.answer_tokens['no']!r} (id {c.answer_token_ids['no']})"
+        )
+    lines += [
+        f"- max lengths: query {c.max_query_length}, document {c.max_document_length}, total {c.max_length} tokens; "
+        f"truncation side: query {c.truncation_side['query']}, document {c.truncation_side['document']}",
+        f"- padding side: {c.padding_side} (positions are counted from the first real token)",
+        f"- document text: `{c.document_format!r}` (the text alone when a document has no title)",
+    ]
+    if c.architecture == "encoder":
+        lines.append(f"- input: `[CLS] query [SEP] document [SEP]`, pair truncation `{c.pair_truncation}`")
+    elif c.template:
+        lines += [
+            f"- template (`{c.template_name}`), every character literal; the score is read at the last prompt "
+            "position. Each literal piece and each field is tokenised separately without special tokens:",
+            "",
+            "```text",
+            c.template,
+            "```",
+        ]
+    return lines
+
+
+def render_card(
+    directory: Path,
+    *,
+    contract: Any,
+    source: dict,
+    results: str | None,
+    recipe: Path | None,
+    data_files: list[str] | None,
+    notes: list[str] | None = None,
+) -> str:
+    from rerank_align.export.merge import read_recipe_dict
+
+    recipe_dict = read_recipe_dict(recipe) if recipe else {}
+    man = manifest(directory, recipe, recipe_dict, list(data_files or []))
+    name = directory.name if not directory.name.startswith(".") else "path/to/model"
+    name = source.get("name") or name
+    c = contract
+    base = c.base_model + (f" (revision `{c.base_model_revision}`)" if c.base_model_revision else "")
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: text-classification" if c.kind == "head" else "pipeline_tag: text-generation",
+        "tags: [reranker, rerank_align]",
+        "---",
+        "",
+        f"# {name}",
+        "",
+        f"A `{c.kind}` reranker made by `rerank_align` ({source.get('operation', 'save')}).",
+        "",
+        "## Base model",
+        "",
+        f"- {base}",
+    ]
+    if source.get("operation") == "merge":
+        q = source.get("qlora")
+        lines.append(
+            f"- merged from the LoRA adapter `{source.get('adapter')}`"
+            + (f" (QLoRA, {q['quant_type']} 4-bit base, dequantized to float32 before merging)" if q else "")
+            + f"; weights stored in {source.get('dtype')}"
+        )
+    if source.get("operation") == "export":
+        lines.append(
+            f"- exported from `{source.get('source')}` ({source.get('source_formula')} yes/no reranker)"
+        )
+    lines += ["", "## Method and recipe", ""]
+    if recipe_dict:
+        m, p, qz = (
+            recipe_dict.get("method") or {},
+            recipe_dict.get("peft") or {},
+            recipe_dict.get("quantization") or {},
+        )
+        lines += [
+            f"- recipe: `{recipe.name if recipe else ''}` (sha256 `{man['recipe_sha256'][:16]}…`)",
+            f"- method: `{m.get('name', 'score')}`, loss `{m.get('loss', '—')}` {m.get('loss_args') or ''}".rstrip(),
+            f"- LoRA: {'r=' + str(p.get('r')) + ', alpha=' + str(p.get('alpha')) if p.get('enabled') else 'no'}"
+            + (f"; QLoRA {qz.get('quant_type', 'nf4')}" if qz.get("load_in_4bit") else ""),
+            f"- training arguments: `{json.dumps(recipe_dict.get('training') or {}, sort_keys=True)}`",
+            f"- seed: {recipe_dict.get('seed', '—')}",
+        ]
+    else:
+        lines.append("- no recipe was given (pass `--recipe`, or keep `recipe.yaml` in the model folder)")
+    if source.get("lora"):
+        lines.append(f"- adapter: `{json.dumps(source['lora'], sort_keys=True)}`")
+    lines += ["", "## Training data", ""]
+    if man["data_sha256"]:
+        lines += [
+            f"- `{f}`" + (f" (sha256 `{h[:16]}…`)" if h else " (not found here)")
+            for f, h in man["data_sha256"].items()
+        ]
+    else:
+        lines.append("- not recorded")
+    lines += ["", "## Evaluation", ""]
+    lines += evaluation_table(results) if results else ["- no results JSON was given (`--results`)"]
+    lines += ["", "## Scoring contract", "", *contract_in_words(c)]
+    if notes:
+        lines += ["", *[f"> {n}" for n in notes]]
+    lines += ["", "## Usage with plain transformers", "", *usage(c, name)]
+    parity = (source.get("parity") or {}).get("checks") or []
+    if parity:
+        lines += [
+            "",
+            "## Parity checks (float32)",
+            "",
+            "| check | max abs diff | tolerance | pairs |",
+            "|---|---|---|---|",
+        ]
+        for p in parity:
+            tol = f"{p['tolerance']:g}" if p.get("tolerance") is not None else "reported"
+            lines.append(f"| {p['name']} | {p['max_abs_diff']:.3g} | {tol} | {p['n_pairs']} |")
+    lines += [
+        "",
+        "## Reproducibility manifest",
+        "",
+        "```json",
+        json.dumps(man, indent=2, sort_keys=False),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_card(directory: str | os.PathLike, **kwargs: Any) -> Path:
+    from rerank_align.io import atomic_write
+
+    directory = Path(directory)
+    text = render_card(directory, **kwargs)
+    path = directory / "README.md"
+    with atomic_write(path) as fh:
+        fh.write(text)
+    return path
+
+
+def main(argv: list[str]) -> int:
+    """``python -m rerank_align.export.card <dir> [--results R] [--recipe Y] [--data F ...]``: rewrite a card."""
+    from rerank_align.scoring.contract import ScoringContract
+
+    p = argparse.ArgumentParser(prog="rerank-align card", description="(Re)write README.md of a model folder")
+    p.add_argument("directory")
+    p.add_argument("--results")
+    p.add_argument("--recipe")
+    p.add_argument("--data", action="append", default=[])
+    args = p.parse_args(argv)
+    d = Path(args.directory)
+    source: dict = {"operation": "save"}
+    for report in ("merge_report.json", "export.json"):
+        if (d / report).is_file():
+            source = json.loads((d / report).read_text(encoding="utf-8"))
+    from rerank_align.export.merge import find_recipe
+
+    recipe = Path(args.recipe) if args.recipe else find_recipe(d)
+    path = write_card(
+        d,
+        contract=ScoringContract.load(d),
+        source=source,
+        results=args.results,
+        recipe=recipe,
+        data_files=args.data,
+        notes=source.get("notes"),
+    )
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

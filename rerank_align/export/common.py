@@ -1,0 +1,181 @@
+"""Shared pieces of merge / export: probe pairs, scoring a model under a contract, the parity gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rerank_align.errors import RerankAlignError
+
+DEFAULT_TOLERANCE = 1e-4
+MAX_PROBE_PAIRS = 512
+
+# Built-in probes: short and long, with and without titles, lexical matches and misses, non-ASCII text, so that
+# padding, truncation and the document format are all exercised when a model is checked.
+BUILTIN_PROBES: list[tuple[str, str | dict]] = [
+    ("what causes the tides?", "The gravitational pull of the moon and the sun causes ocean tides."),
+    ("what causes the tides?", "Tidal pools host anemones, crabs and small fish."),
+    ("what causes the tides?", {"title": "Tides", "text": "Tides are driven by the moon's gravity."}),
+    ("boiling point of water", "Water boils at 100 degrees Celsius at sea level."),
+    ("boiling point of water", "The Nile is the longest river in Africa. " * 12),
+    ("who wrote Les Misérables", "Victor Hugo published Les Misérables in 1862."),
+    ("who wrote Les Misérables", {"title": "Musicals", "text": ""}),
+    ("yes", "no"),
+    ("kalomi nesu", "kalomi tavo risu kalomi nesu pezu"),
+    ("kalomi nesu", "gafi zuta loka mine suvo"),
+    ("a", "b"),
+    (
+        "how do vaccines train the immune system to recognise a pathogen without causing the disease itself",
+        "Vaccines present antigens, weakened or inactivated pathogens, or mRNA instructions so that B cells "
+        "and T cells form a memory of the pathogen. " * 4,
+    ),
+]
+
+
+class ParityError(RerankAlignError):
+    """A written model does not score like the model it was made from."""
+
+
+@dataclass
+class Parity:
+    """One comparison of two score vectors on the probe set."""
+
+    name: str
+    max_abs_diff: float
+    tolerance: float | None
+    n_pairs: int
+    gated: bool = True
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.gated or self.max_abs_diff <= (self.tolerance or 0.0)
+
+    def line(self) -> str:
+        tol = (
+            f" (tolerance {self.tolerance:g})" if self.gated and self.tolerance is not None else " (reported)"
+        )
+        note = f"; {self.note}" if self.note else ""
+        return f"{self.name}: max |Δ| = {self.max_abs_diff:.3g} over {self.n_pairs} pairs{tol}{note}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "max_abs_diff": self.max_abs_diff,
+            "tolerance": self.tolerance if self.gated else None,
+            "n_pairs": self.n_pairs,
+            "gated": self.gated,
+            "ok": self.ok,
+            "note": self.note,
+        }
+
+
+@dataclass
+class ParityReport:
+    checks: list[Parity] = field(default_factory=list)
+
+    def add(self, p: Parity) -> Parity:
+        self.checks.append(p)
+        return p
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"checks": [c.to_dict() for c in self.checks]}
+
+
+def probe_pairs(probe_file: str | None = None, limit: int = MAX_PROBE_PAIRS) -> tuple[list, list]:
+    """(queries, docs) from a JSONL of group records (every positive and negative), or the built-in probes."""
+    if probe_file is None:
+        return [q for q, _ in BUILTIN_PROBES], [d for _, d in BUILTIN_PROBES]
+    from rerank_align.data import read_group_records
+
+    queries: list = []
+    docs: list = []
+    for rec in read_group_records(probe_file):
+        for d in rec["positives"] + rec["negatives"]:
+            if d.get("image"):
+                continue
+            queries.append(rec["query"])
+            docs.append(d)
+    if not queries:
+        raise RerankAlignError("no text pairs in the probe file", where=str(probe_file))
+    return queries[:limit], docs[:limit]
+
+
+def scores_of(
+    model: Any, tokenizer: Any, contract: Any, queries: list, docs: list, device: str = "cpu"
+) -> Any:
+    """Scores through the one scoring forward (``Reranker.score_pairs``), as a float64 numpy array."""
+    from rerank_align.scoring.reranker import Reranker
+
+    rr = Reranker(model, tokenizer, contract, device=device, batch_size=8)
+    return rr.score_pairs(queries, docs).astype("float64")
+
+
+def compare(
+    name: str, a: Any, b: Any, tolerance: float | None, *, gated: bool = True, note: str = ""
+) -> Parity:
+    import numpy as np
+
+    a, b = np.asarray(a, dtype="float64"), np.asarray(b, dtype="float64")
+    if a.shape != b.shape:
+        raise ParityError(f"{name}: {a.shape} vs {b.shape} scores")
+    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    if not np.isfinite(diff):
+        diff = float("inf")
+    return Parity(name, diff, tolerance, int(a.size), gated=gated, note=note)
+
+
+def enforce(report: ParityReport, what: str) -> None:
+    bad = [c for c in report.checks if not c.ok]
+    if bad:
+        raise ParityError(
+            f"{what} refused: " + "; ".join(c.line() for c in bad),
+            hint="nothing was written; the model would not score like its source",
+        )
+
+
+PROCESSOR_FILES = (
+    "preprocessor_config.json",
+    "processor_config.json",
+    "video_preprocessor_config.json",
+    "chat_template.json",
+    "chat_template.jinja",
+)
+
+
+def save_tokenizer(tokenizer: Any, src: str | Path, dst: Path, contract: Any) -> None:
+    """The tokenizer (and any processor files of ``src``) into ``dst``.
+
+    For encoders, ``model_max_length`` is set to the contract's ``max_length`` so that sentence-transformers'
+    CrossEncoder truncates pairs at the same total length as ``Reranker``.
+    """
+    if contract.architecture == "encoder":
+        tokenizer.model_max_length = contract.max_length
+    tokenizer.save_pretrained(dst)
+    for name in PROCESSOR_FILES:
+        f = Path(src) / name
+        if f.is_file() and not (dst / name).exists():
+            shutil.copy2(f, dst / name)
+
+
+def mark_cross_encoder(directory: Path) -> None:
+    """Record in config.json that CrossEncoder must apply no activation (so it returns the raw head logit)."""
+    from rerank_align.io import write_json
+
+    cfg_path = directory / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    st = dict(cfg.get("sentence_transformers") or {})
+    st["activation_fn"] = "torch.nn.modules.linear.Identity"
+    cfg["sentence_transformers"] = st
+    write_json(cfg_path, cfg)
+
+
+def torch_dtype(name: str) -> Any:
+    import torch
+
+    if name not in ("float32", "bfloat16", "float16"):
+        raise RerankAlignError(f"unknown dtype {name!r}", hint="float32, bfloat16 or float16")
+    return getattr(torch, name)
