@@ -28,8 +28,8 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {
     "score": MethodSpec("group", "score", "TrainingArguments"),
     "sft_yesno": MethodSpec("group", "sft_yesno", "SFTConfig"),
-    "fullrank": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True, built=False),
-    "first": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True, built=False),
+    "fullrank": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True),
+    "first": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True),
     "dpo": MethodSpec("preference", "preference", "DPOConfig", listwise=True, built=False),
     "irpo": MethodSpec("list", "preference", "DPOConfig", listwise=True, built=False),
     "adpa": MethodSpec("preference", "preference", "DPOConfig", listwise=True, built=False),
@@ -128,6 +128,24 @@ class MethodConfig:
     chunk_size: int | None = field(
         None, help="Score groups in sub-batches of this many pairs (memory ∝ chunk).", min=1
     )
+    first_lambda: float = field(
+        10.0,
+        help="FIRST: weight λ of the RankNet term on first-token identifier logits (L = L_LM + λ·RankNet).",
+        min=0.0,
+    )
+    token_weight_norm: Literal["tokens", "weights"] = field(
+        "tokens",
+        help="fullrank: normalise the weighted token NLL by the token count (paper) or by Σ weights.",
+    )
+    listwise_decoding: Literal["auto", "generate", "first"] = field(
+        "auto",
+        help="Listwise inference saved in reranker.json: 'auto' = first for FIRST, generate for fullrank.",
+    )
+    listwise_strategy: Literal["sliding", "full"] = field(
+        "sliding", help="Listwise inference: sliding windows (back to front) or one full-list pass."
+    )
+    listwise_window: int = field(20, help="Listwise inference: candidates per window.", min=2)
+    listwise_stride: int = field(10, help="Listwise inference: window step (≤ window).", min=1)
 
 
 @dataclass
@@ -168,6 +186,7 @@ class EvalConfig:
         None, help="Evaluate every N optimizer steps (None: at the end only).", min=1
     )
     metric: str = field("nDCG@10", help="ir_measures metric used to keep the best checkpoint.")
+    at_start: bool = field(False, help="Also evaluate the untrained model before the first step.")
     rel: int = field(1, help="Minimum grade counted relevant for binary metrics.", min=1)
 
 

@@ -53,6 +53,12 @@ class ListFormat:
         "[] > [], e.g., [2] > [1]. Only respond with the ranking results, do not say any word or explain.\n"
     )
     first_index: int = 1
+    # inference (rerank_align.listwise): "generate" the permutation or rank by FIRST's first-token logits;
+    # one "full" window or "sliding" windows of `window` candidates moved back to front by `stride`
+    decoding: str = "generate"
+    strategy: str = "sliding"
+    window: int = 20
+    stride: int = 10
 
 
 @dataclass
@@ -108,6 +114,12 @@ class ScoringContract:
             bad("formula", "head rerankers use formula 'head'")
         if self.kind == "listwise" and self.architecture == "encoder":
             bad("architecture", "a listwise reranker generates a permutation: it needs a causal LM")
+        if self.kind == "listwise" and self.list_format is not None:
+            lf = self.list_format
+            if lf.decoding not in ("generate", "first") or lf.strategy not in ("sliding", "full"):
+                bad("list_format", "decoding must be generate|first and strategy sliding|full")
+            if not 1 <= lf.stride <= lf.window or lf.window < 2:
+                bad("list_format.window", "need window >= 2 and 1 <= stride <= window")
         if self.architecture != "encoder" and self.kind != "listwise" and not self.template:
             bad("template", "causal and VLM rerankers need a template with {query} and {document}")
         for key in ("max_query_length", "max_document_length", "max_length"):

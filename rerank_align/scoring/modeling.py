@@ -155,6 +155,7 @@ def build_contract(
     truncation_side: dict[str, str] | None = None,
     padding_side: str = "right",
     pair_truncation: str = "longest_first",
+    list_format: dict[str, Any] | None = None,
 ) -> ScoringContract:
     """A contract with every string resolved literally (template presets by name or a custom template)."""
     template_str: str | None = None
@@ -205,7 +206,7 @@ def build_contract(
         truncation_side=truncation_side or {"query": "right", "document": "right"},  # type: ignore[arg-type]
         padding_side=padding_side,  # type: ignore[arg-type]
         pair_truncation=pair_truncation,  # type: ignore[arg-type]
-        list_format=ListFormat() if kind == "listwise" else None,
+        list_format=ListFormat(**(list_format or {})) if kind == "listwise" else None,
     )
 
 

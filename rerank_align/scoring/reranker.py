@@ -59,18 +59,32 @@ class Reranker:
         path: str | None = None,
         fingerprint: str | None = None,
         autocast_dtype: torch.dtype | None = None,
+        live: bool = False,
     ) -> None:
+        """``live=True`` wraps a model that is being trained: it is neither moved nor switched to eval mode
+        (the caller chooses the mode; 4-bit models on CPU must not run an eval-mode forward mid-training)."""
         self.contract = contract
         self.tokenizer = tokenizer
         self.encoder = PairEncoder(tokenizer, contract)
-        self.device = device or _default_device()
-        self.model = model.to(self.device) if getattr(model, "hf_device_map", None) is None else model
-        self.model.eval()
+        if live:
+            self.model = model
+            self.device = str(next(model.parameters()).device)
+        else:
+            self.device = device or _default_device()
+            self.model = model.to(self.device) if getattr(model, "hf_device_map", None) is None else model
+            self.model.eval()
         self.batch_size = batch_size
         self.path = path
         self.autocast_dtype = autocast_dtype
         self.fingerprint = fingerprint or contract.sha256
         self.name = Path(path).name if path else contract.base_model
+        self.listwise = None
+        if contract.kind == "listwise":
+            from rerank_align.listwise.inference import ListwiseRanker
+
+            self.listwise = ListwiseRanker(
+                self.model, tokenizer, contract, device=self.device, batch_size=batch_size
+            )
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
@@ -209,7 +223,22 @@ class Reranker:
     def rerank(
         self, query: str | dict, docs: Sequence[Doc], top_k: int | None = None
     ) -> list[tuple[int, float]]:
-        """``(index into docs, score)`` best first; ties keep the input (first-stage) order."""
+        """``(index into docs, score)`` best first; ties keep the input (first-stage) order.
+
+        Listwise rerankers rank the list as the contract's ``list_format`` says (full / sliding windows, generated
+        permutation or FIRST logits); the score is ``len(docs) - position``."""
+        if self.listwise is not None:
+            order = self.rank_lists([query], [docs])[0].order
+            return [(i, float(len(docs) - p)) for p, i in enumerate(order[:top_k])]
         s = self.score(query, docs)
         order = sorted(range(len(docs)), key=lambda i: (-s[i], i))
         return [(i, s[i]) for i in order[:top_k]]
+
+    def rank_lists(
+        self, queries: Sequence[str | dict], doc_lists: Sequence[Sequence[Doc]], **options: Any
+    ) -> list:
+        """Listwise kind only: a :class:`~rerank_align.listwise.inference.ListRanking` per list (order, number of
+        model outputs, how many needed repair). ``options``: strategy, decoding, window, stride."""
+        if self.listwise is None:
+            raise NotImplementedError("rank_lists is for listwise rerankers; use rerank() or score_pairs()")
+        return self.listwise.rank_lists(queries, doc_lists, **options)

@@ -1,6 +1,7 @@
 """A synthetic collection in which relevance is a function of the text.
 
-Each query names a key word (plus one filler word as noise). A candidate's grade is how often it contains the
+Each query names a key word (plus one filler word as noise). Key words never start a text, so a byte-level BPE
+sees them with their leading space in queries and documents alike (one token id for both). A candidate's grade is how often it contains the
 query's key word, capped at 2. Negatives often contain *other* key words, so "has a key word" is not enough: a
 model must match the query's word in the document. The first-stage run lists candidates in random order, so an
 untrained scorer sits near the random-ranking nDCG@10 and the only way up is to learn the matching rule.
@@ -49,7 +50,7 @@ def make_task(
         split = "train" if qi < n_train else "test"
         qid = f"q{qi}"
         kw = rng.choice(keywords)
-        queries[qid] = f"{kw} {rng.choice(fillers)}"
+        queries[qid] = f"about {kw} {rng.choice(fillers)}"
         grades = [2, 2, 1, 1, 1] + [0] * (n_candidates - 5)
         rng.shuffle(grades)
         judged: dict[str, int] = {}
@@ -59,9 +60,9 @@ def make_task(
             if g == 0 and rng.random() < 0.6:  # distractor: another key word
                 other = rng.choice([k for k in keywords if k != kw])
                 for _ in range(rng.randint(1, 2)):
-                    words.insert(rng.randrange(len(words) + 1), other)
+                    words.insert(rng.randrange(1, len(words) + 1), other)
             for _ in range(g):
-                words.insert(rng.randrange(len(words) + 1), kw)
+                words.insert(rng.randrange(1, len(words) + 1), kw)
             did = f"{qid}d{ci}"
             corpus[did] = {"id": did, "title": "", "text": " ".join(words)}
             judged[did] = g

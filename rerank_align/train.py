@@ -1,0 +1,236 @@
+"""Training entry point, read top to bottom: seed → recipe → data → model → trainer → train → save → eval.
+
+accelerate launch --config_file recipes/accelerate/<cfg>.yaml -m rerank_align.train <recipe.yaml> [k.sub=v ...]
+rerank-align train <recipe.yaml> [k.sub=v ...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rerank_align.config import Recipe, load_recipe
+from rerank_align.errors import NotBuiltError, RerankAlignError
+
+
+def default_training_args(recipe: Recipe) -> dict[str, Any]:
+    import torch
+
+    name = Path(recipe.source).stem if recipe.source else "run"
+    on_cpu = not torch.cuda.is_available()
+    args: dict[str, Any] = {
+        "output_dir": f"outputs/{name}",
+        "seed": recipe.seed,
+        "data_seed": recipe.seed,
+        "report_to": "none",
+        "remove_unused_columns": False,
+        "save_strategy": "no",
+        "logging_steps": 10,
+        "use_cpu": on_cpu,
+        "bf16": False if on_cpu else recipe.training.get("bf16", False),
+        "dataloader_num_workers": 0,
+    }
+    if recipe.eval.every_n_steps:
+        args.update(
+            eval_strategy="steps",
+            eval_steps=recipe.eval.every_n_steps,
+            save_strategy="steps",
+            save_steps=recipe.eval.every_n_steps,
+            save_total_limit=2,
+            load_best_model_at_end=True,
+            metric_for_best_model=f"eval_{recipe.eval.metric}",
+            greater_is_better=True,
+        )
+    return args
+
+
+def load_training_records(recipe: Recipe) -> list[dict]:
+    """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
+    import random
+
+    from rerank_align.data import groups_from_run, load_beir, read_group_records, read_run
+    from rerank_align.training.teachers import attach, ensemble, read_teacher_file
+
+    d = recipe.data
+    teacher = None
+    if d.teacher_files:
+        teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
+    if d.train_file:
+        records = read_group_records(d.train_file)
+        if teacher is not None:
+            records = attach(records, teacher, source=", ".join(d.teacher_files))
+    else:
+        col = load_beir(d.beir, split=d.split)
+        run = read_run(d.run)
+        records = groups_from_run(
+            col,
+            run,
+            num_negatives=d.num_negatives,
+            depth=d.depth,
+            sampling=d.sampling,
+            teacher_scores=teacher,
+            teacher_margin=d.teacher_margin,
+            teacher_ratio=d.teacher_ratio,
+            seed=recipe.seed,
+        )
+    if d.max_train_samples is not None and len(records) > d.max_train_samples:
+        records = random.Random(recipe.seed).sample(records, d.max_train_samples)
+    if not records:
+        raise RerankAlignError("no training records", where="data", hint="check the qrels split and the run")
+    return records
+
+
+def save_recipe(recipe: Recipe, output_dir: str) -> None:
+    """The resolved recipe next to the weights (merge, cards and reproducibility read it)."""
+    import dataclasses
+
+    import yaml
+
+    from rerank_align.io import atomic_write
+
+    data = dataclasses.asdict(recipe)
+    data.pop("source", None)
+    with atomic_write(Path(output_dir) / "recipe.yaml") as fh:
+        fh.write(f"# resolved from {recipe.source}\n")
+        yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
+
+
+def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any:
+    from rerank_align.scoring.modeling import build_contract
+
+    m = recipe.model
+    return build_contract(
+        tokenizer,
+        base_model=m.name_or_path,
+        base_model_revision=m.revision,
+        kind=m.kind,
+        architecture=architecture,
+        template=m.template,
+        instruction=m.instruction,
+        formula=m.formula,
+        answer_yes=m.answer_yes,
+        answer_no=m.answer_no,
+        max_query_length=m.max_query_length,
+        max_document_length=m.max_document_length,
+        max_length=m.max_length,
+        document_format=m.document_format,
+        truncation_side={"query": m.query_truncation_side, "document": m.document_truncation_side},
+    )
+
+
+def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
+    from rerank_align.losses import SCORE_LOSSES
+    from rerank_align.scoring.encode import PairEncoder
+    from rerank_align.training.collator import GroupCollator, RecordDataset
+    from rerank_align.training.score_trainer import ScoreTrainer
+
+    return ScoreTrainer(
+        model=model,
+        args=args,
+        train_dataset=RecordDataset(records),
+        eval_dataset=RecordDataset(records[:1]) if ranking_eval else None,
+        data_collator=GroupCollator(
+            PairEncoder(tokenizer, contract), recipe.method.group_size, seed=recipe.seed
+        ),
+        processing_class=tokenizer,
+        contract=contract,
+        loss_fn=SCORE_LOSSES[recipe.method.loss],
+        loss_args=recipe.method.loss_args,
+        chunk_size=recipe.method.chunk_size,
+        ranking_eval=ranking_eval,
+    )
+
+
+def build_sft_yesno_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
+    from rerank_align.training.sft_yesno import build_sft_yesno_trainer as build
+
+    return build(recipe, model, tokenizer, contract, records, args, ranking_eval)
+
+
+def build_listwise_sft_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
+    from rerank_align.training.listwise_trainer import build_listwise_trainer
+
+    return build_listwise_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval)
+
+
+TRAINERS = {
+    "score": build_score_trainer,
+    "sft_yesno": build_sft_yesno_trainer,
+    "listwise_sft": build_listwise_sft_trainer,
+}
+
+
+def run(recipe: Recipe) -> dict[str, Any]:
+    from transformers import set_seed
+
+    from rerank_align.config.load import model_architecture, training_args_class
+    from rerank_align.scoring.modeling import load_tokenizer
+    from rerank_align.training.model import build_model
+    from rerank_align.training.ranking_eval import make_ranking_eval
+
+    spec = recipe.spec
+    if not spec.built or spec.trainer not in TRAINERS:
+        raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
+    set_seed(recipe.seed)
+    m = recipe.model
+    tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
+    contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
+    if spec.data == "list":
+        from rerank_align.listwise.labels import load_list_training_records
+
+        records = load_list_training_records(recipe)
+    else:
+        records = load_training_records(recipe)
+    model = build_model(recipe, contract)
+    args_cls = training_args_class(spec.args_class)
+    args = args_cls(**{**default_training_args(recipe), **recipe.training})
+    ranking_eval = None
+    if recipe.eval.beir:
+        ranking_eval = make_ranking_eval(
+            recipe.eval, contract, tokenizer, keep_train_mode=recipe.quantization.load_in_4bit
+        )
+    trainer = TRAINERS[spec.trainer](recipe, model, tokenizer, contract, records, args, ranking_eval)
+    before = ranking_eval(trainer.model) if ranking_eval is not None and recipe.eval.at_start else None
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    train_seconds = time.time() - t0
+    trainer.save_model(args.output_dir)
+    if trainer.is_world_process_zero():
+        contract.save(args.output_dir)
+        save_recipe(recipe, args.output_dir)
+    summary: dict[str, Any] = {
+        "output_dir": args.output_dir,
+        "train_seconds": round(train_seconds, 2),
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "records": len(records),
+    }
+    if before is not None:
+        summary["eval_at_start"] = before
+    if ranking_eval is not None:
+        summary["eval"] = trainer.evaluate()
+    if trainer.is_world_process_zero():
+        from rerank_align.io import write_json
+
+        write_json(Path(args.output_dir) / "train_summary.json", summary)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    recipe = load_recipe(argv[0], argv[1:])
+    summary = run(recipe)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    from rerank_align.cli import main as cli_main
+
+    raise SystemExit(cli_main(["train", *sys.argv[1:]]))

@@ -1,0 +1,99 @@
+"""In-training ranking evaluation: rerank a dev run with the live model and measure it with ir-measures."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+
+from rerank_align.config.recipe import EvalConfig
+from rerank_align.data import load_beir, read_run
+from rerank_align.scoring.contract import ScoringContract
+from rerank_align.scoring.reranker import Reranker
+
+
+@contextlib.contextmanager
+def scoring_mode(model: Any, *, keep_train_mode: bool) -> Iterator[None]:
+    """Eval mode for scoring, restored afterwards. With ``keep_train_mode`` (4-bit models on CPU, where an
+    eval-mode forward breaks the next training step) the model stays in train mode with every dropout set to 0,
+    which computes the same function as eval mode for these models."""
+    was_training = model.training
+    saved: list[tuple[torch.nn.Dropout, float]] = []
+    if keep_train_mode:
+        for m in model.modules():
+            if isinstance(m, torch.nn.Dropout):
+                saved.append((m, m.p))
+                m.p = 0.0
+    else:
+        model.eval()
+    try:
+        yield
+    finally:
+        for m, p in saved:
+            m.p = p
+        model.train(was_training)
+
+
+def rerank_and_measure(
+    reranker: Any,
+    collection: Any,
+    run: dict[str, list[tuple[str, float]]],
+    qids: list[str],
+    *,
+    depth: int,
+    metrics: list[str],
+    rel: int = 1,
+) -> dict[str, float]:
+    """Mean of each metric over ``qids`` after reranking the top ``depth`` of ``run`` (ties: first-stage order)."""
+    from rerank_align.evaluation.metrics import evaluate, final_order, mean
+
+    queries, docs, spans = [], [], []
+    for q in qids:
+        cands = [(d, s) for d, s in run.get(q, []) if d in collection.corpus][:depth]
+        spans.append((q, cands, len(docs)))
+        queries.extend([collection.queries[q]] * len(cands))
+        docs.extend(collection.corpus[d] for d, _ in cands)
+    if (
+        getattr(reranker, "listwise", None) is not None
+    ):  # listwise kind: rank whole lists, score = n - position
+        scores = np.zeros(len(docs), dtype=np.float32)
+        lists = [docs[o : o + len(c)] for _, c, o in spans]
+        for (_, c, o), res in zip(spans, reranker.rank_lists([collection.queries[q] for q in qids], lists)):
+            for pos, i in enumerate(res.order):
+                scores[o + i] = len(c) - pos
+    else:
+        scores = reranker.score_pairs(queries, docs)
+    ranking = {q: final_order(c, scores[o : o + len(c)].tolist(), depth) for q, c, o in spans}
+    qrels = {q: collection.qrels[q] for q in qids}
+    per_query = evaluate(ranking, qrels, metrics, rel=rel)
+    return {m: mean(per_query[m]) for m in metrics}
+
+
+def make_ranking_eval(
+    cfg: EvalConfig,
+    contract: ScoringContract,
+    tokenizer: Any,
+    *,
+    keep_train_mode: bool = False,
+    batch_size: int = 64,
+) -> Callable[[Any], dict[str, float]]:
+    collection = load_beir(cfg.beir, split=cfg.split)
+    if cfg.run:
+        run = read_run(cfg.run)
+    else:
+        from rerank_align.data.bm25 import bm25_run
+
+        run = bm25_run(collection, list(collection.qrels), k=cfg.depth)
+    qids = sorted(q for q in collection.qrels if q in run)[: cfg.max_queries]
+
+    def evaluate_model(model: Any) -> dict[str, float]:
+        rr = Reranker(model, tokenizer, contract, batch_size=batch_size, live=True)
+        with scoring_mode(model, keep_train_mode=keep_train_mode):
+            return rerank_and_measure(
+                rr, collection, run, qids, depth=cfg.depth, metrics=[cfg.metric], rel=cfg.rel
+            )
+
+    return evaluate_model

@@ -1,0 +1,43 @@
+"""Print the learnability table: objective × tiny model → untrained / trained held-out nDCG@10, seconds.
+
+.venv/bin/python scripts/learnability.py [--workdir /tmp/learnability] [--models causal bert] [--objectives ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def main() -> None:
+    from rerank_align.testing.learnability import OBJECTIVES, applicable, run_objective
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--workdir", default="/tmp/learnability")
+    p.add_argument("--models", nargs="+", default=["causal", "bert"])
+    p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES))
+    p.add_argument("--json", help="also write the rows to this file")
+    args = p.parse_args()
+    rows = []
+    print("| objective | model | untrained nDCG@10 | trained nDCG@10 | seconds |")
+    print("|---|---|---|---|---|")
+    for model in args.models:
+        for obj in args.objectives:
+            if obj not in applicable(model):
+                continue
+            r = run_objective(model, obj, args.workdir)
+            rows.append({"objective": obj, "model": model, **r})
+            print(
+                f"| {obj} | {model} | {r['untrained']:.3f} | {r['trained']:.3f} | {r['seconds']:.0f} |",
+                flush=True,
+            )
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
