@@ -156,6 +156,19 @@ def build_listwise_sft_trainer(recipe, model, tokenizer, contract, records, args
     return build_listwise_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval)
 
 
+def gather_zero3_weights_on_save(trainer: Any) -> None:
+    """Under DeepSpeed ZeRO-3, make every save (checkpoints and the final model) gather the full weights.
+
+    Without ``stage3_gather_16bit_weights_on_model_save`` transformers writes no weights, only DeepSpeed shards, and
+    the folder does not load as a model. The engine is built from this dict inside ``train()``, so setting it here
+    covers every save (tests/distributed: the saved model scores as the in-memory one).
+    """
+    plugin = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+    zero = (plugin.deepspeed_config.get("zero_optimization") or {}) if plugin is not None else {}
+    if zero.get("stage") == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True
+
+
 TRAINERS = {
     "score": build_score_trainer,
     "sft_yesno": build_sft_yesno_trainer,
@@ -167,6 +180,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
     from transformers import set_seed
 
     from rerank_align.config.load import model_architecture, training_args_class
+    from rerank_align.reliability import CommitCheckpoints, resolve_resume
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.training.model import build_model
     from rerank_align.training.ranking_eval import make_ranking_eval
@@ -193,9 +207,12 @@ def run(recipe: Recipe) -> dict[str, Any]:
             recipe.eval, contract, tokenizer, keep_train_mode=recipe.quantization.load_in_4bit
         )
     trainer = TRAINERS[spec.trainer](recipe, model, tokenizer, contract, records, args, ranking_eval)
+    trainer.add_callback(CommitCheckpoints())  # a checkpoint counts only once every file of it is written
+    gather_zero3_weights_on_save(trainer)
+    resume = resolve_resume(recipe.training.get("resume_from_checkpoint"), args.output_dir)
     before = ranking_eval(trainer.model) if ranking_eval is not None and recipe.eval.at_start else None
     t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
     trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():

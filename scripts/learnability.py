@@ -20,6 +20,7 @@ def main() -> None:
     p.add_argument("--models", nargs="+", default=["causal", "bert"])
     p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES))
     p.add_argument("--json", help="also write the rows to this file")
+    p.add_argument("--set", nargs="*", default=[], help="training overrides, e.g. num_train_epochs=12")
     args = p.parse_args()
     rows = []
     print("| objective | model | untrained nDCG@10 | trained nDCG@10 | seconds |")
@@ -28,7 +29,10 @@ def main() -> None:
         for obj in args.objectives:
             if obj not in applicable(model):
                 continue
-            r = run_objective(model, obj, args.workdir)
+            import yaml
+
+            overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+            r = run_objective(model, obj, args.workdir, **overrides)
             rows.append({"objective": obj, "model": model, **r})
             print(
                 f"| {obj} | {model} | {r['untrained']:.3f} | {r['trained']:.3f} | {r['seconds']:.0f} |",

@@ -10,6 +10,15 @@ from rerank_align.config import load_recipe
 from rerank_align.data import read_corpus, read_qrels, read_queries, read_run
 from rerank_align.data.records import read_group_records, read_list_records, read_preference_records
 from rerank_align.errors import RerankAlignError
+from rerank_align.evaluation.mrb import load_mrb_task
+
+
+def merge_adapter(path: Path) -> None:
+    """``rerank-align merge``: the base-model check runs before any weights load or anything is written."""
+    from rerank_align.export.merge import merge
+
+    merge(path, path.with_name(path.name + ".merged"))
+
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"
 
@@ -59,6 +68,41 @@ CASES = {
     "qrels_bad_grade.tsv": (read_qrels, ["qrels_bad_grade.tsv:2", "'very'"]),
     "corpus_duplicate_id.jsonl": (read_corpus, ["corpus_duplicate_id.jsonl:2", "duplicate document id"]),
     "queries_empty_text.jsonl": (read_queries, ["queries_empty_text.jsonl:1", "no text"]),
+    "qrels_wrong_columns.tsv": (
+        read_qrels,
+        ["qrels_wrong_columns.tsv:2", "3 tab-separated columns", "got 2"],
+    ),
+    "run_rank_not_integer.run": (read_run, ["run_rank_not_integer.run:2", "'first' must be an integer"]),
+    "corpus_text_not_string.jsonl": (read_corpus, ["corpus_text_not_string.jsonl:2", "must be strings"]),
+    "group_not_object.jsonl": (read_group_records, ["group_not_object.jsonl:1", "expected a JSON object"]),
+    "group_unknown_key.jsonl": (
+        read_group_records,
+        ["group_unknown_key.jsonl:1", "unknown keys ['negativs']", "negatives"],
+    ),
+    "list_labels_wrong_type.jsonl": (
+        read_list_records,
+        ["list_labels_wrong_type.jsonl:1", "'labels' must be 3 finite numbers"],
+    ),
+    "preference_index_out_of_range.jsonl": (
+        read_preference_records,
+        ["preference_index_out_of_range.jsonl:1", "'chosen' must be a doc index in 0..1"],
+    ),
+    "queries_duplicate_id.jsonl": (read_queries, ["queries_duplicate_id.jsonl:3", "duplicate query id 'q1'"]),
+    "training_wrong_type.yaml": (load_recipe, ["training.learning_rate", "expected a number", "'fast'"]),
+    "training_bool_wrong_type.yaml": (
+        load_recipe,
+        ["training.gradient_checkpointing", "expected true or false"],
+    ),
+    "resume_wrong_type.yaml": (load_recipe, ["training.resume_from_checkpoint", "checkpoint path or true"]),
+    "mrb_image_undecodable": (
+        load_mrb_task,
+        ["mrb_image_undecodable/corpus.jsonl:2", "'images/d2.png' cannot be decoded", "re-save it"],
+    ),
+    "mrb_image_missing": (load_mrb_task, ["mrb_image_missing/corpus.jsonl:2", "'images/d2.png' not found"]),
+    "adapter_wrong_base": (
+        merge_adapter,
+        ["adapter_wrong_base", "names base 'some-org/other-model'", "'my-org/tiny-base'", "--base"],
+    ),
 }
 
 
@@ -76,6 +120,7 @@ def test_one_line_error_naming_the_place(name):
     assert "\n" not in msg
     for frag in fragments:
         assert frag in msg, (frag, msg)
+    assert not (MALFORMED / f"{name}.merged").exists()  # nothing half-written
 
 
 def test_cli_prints_one_line_and_exit_code_2(capsys):

@@ -251,6 +251,44 @@ def check(recipe: Recipe) -> None:
         raise RecipeError("in-training evaluation needs a collection", where="eval.beir")
     cls = training_args_class(spec.args_class)
     names = {f.name for f in dataclasses.fields(cls)}
-    for k in recipe.training:
+    hints = _training_hints(cls)
+    for k in list(recipe.training):
         if k not in names:
             raise unknown_key_error("training", k, names)
+        recipe.training[k] = check_training_value(k, recipe.training[k], hints.get(k))
+
+
+def _training_hints(cls: type) -> dict[str, typing.Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # noqa: BLE001 - a hint that does not resolve is simply not checked
+        return {}
+
+
+def check_training_value(key: str, value: typing.Any, hint: typing.Any) -> typing.Any:
+    """Scalar training arguments (int / float / bool) are type-checked at parse time, naming ``training.<key>``.
+
+    A number written as a string (YAML 1.1 reads ``2e-5`` as one) is converted; ``resume_from_checkpoint`` also
+    takes ``true`` (the latest complete checkpoint in ``output_dir``).
+    """
+    where = f"training.{key}"
+    if key == "resume_from_checkpoint":
+        if value is None or isinstance(value, (bool, str)):
+            return value
+        raise RecipeError(f"expected a checkpoint path or true, got {value!r}", where=where)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if len(args) == 1 and len(typing.get_args(hint)) == 2:  # Optional[scalar]
+        if value is None:
+            return None
+        hint = args[0]
+    if hint not in (int, float, bool):
+        return value
+    if hint is not bool and isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            raise RecipeError(
+                f"expected {'an integer' if hint is int else 'a number'}, got {value!r}", where=where
+            ) from None
+        value = int(number) if hint is int and number.is_integer() else number
+    return coerce(value, hint, where) if hint is not float else float(coerce(value, hint, where))

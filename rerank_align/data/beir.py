@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -10,6 +11,8 @@ from pathlib import Path
 from rerank_align.data.jsonl import iter_lines, read_jsonl
 from rerank_align.errors import InputError, where
 from rerank_align.io import atomic_write
+
+log = logging.getLogger(__name__)
 
 Run = dict[str, list[tuple[str, float]]]
 """query id → candidates ``(doc_id, score)`` in first-stage rank order (best first)."""
@@ -23,7 +26,11 @@ def _str_id(value: object, path: Path, lineno: int, key: str) -> str:
 
 
 def read_corpus(path: str | os.PathLike) -> dict[str, dict]:
-    """``corpus.jsonl`` → ``{doc_id: {"id", "title", "text"}}``. Duplicate ids and docs with no text are errors."""
+    """``corpus.jsonl`` → ``{doc_id: {"id", "title", "text"}}``. Duplicate ids and non-string fields are errors.
+
+    A document with neither title nor text is kept (real collections ship a few, e.g. Cranfield); it is scored
+    like any other candidate.
+    """
     path = Path(path)
     corpus: dict[str, dict] = {}
     for lineno, obj in read_jsonl(path):
@@ -153,7 +160,8 @@ def load_beir(path: str | os.PathLike, split: str = "test", *, qrels_required: b
     """Load ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv`` from a BEIR folder.
 
     Qrels naming a query id absent from queries.jsonl are an error; qrels naming documents absent from the corpus
-    are kept (pooled TREC judgments legitimately judge passages outside the shipped corpus).
+    are kept (pooled TREC judgments legitimately judge passages outside the shipped corpus) and reported in one
+    warning line: they still count in recall's denominator, and no reranker can retrieve them.
     """
     path = Path(path)
     if not path.is_dir():
@@ -169,6 +177,15 @@ def load_beir(path: str | os.PathLike, split: str = "test", *, qrels_required: b
             raise InputError(
                 f"{len(missing)} judged query ids are not in queries.jsonl (first: {missing[0]!r})",
                 where=str(qrels_path),
+            )
+        unknown = sorted({d for judged in qrels.values() for d in judged if d not in corpus})
+        if unknown:
+            log.warning(
+                "%s: %d judged documents are not in corpus.jsonl (first: %r); kept as pooled judgments "
+                "(they count in recall but cannot be retrieved)",
+                qrels_path,
+                len(unknown),
+                unknown[0],
             )
     elif qrels_required:
         raise InputError(f"no qrels for split {split!r}", where=str(qrels_path))

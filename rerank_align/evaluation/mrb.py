@@ -89,6 +89,28 @@ class MRBTask:
     qrels: dict[str, dict[str, int]]
 
 
+def check_image(path: Path, shown: str, loc: str) -> None:
+    """An image that does not decode fails at load time, naming its record, not mid-evaluation.
+
+    ``PIL.Image.verify`` reads the whole file and checks its structure (PNG chunk CRCs, truncation) without
+    decoding pixels, so a task of many images loads quickly.
+    """
+    try:
+        from PIL import Image
+    except ImportError:  # pillow is needed to score images at all; without it there is nothing to check with
+        return
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as e:  # noqa: BLE001 - any decoder failure is the same user error
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise InputError(
+            f"image {shown!r} cannot be decoded ({reason})",
+            where=loc,
+            hint="re-save it as PNG or JPEG, or drop the record",
+        ) from None
+
+
 def _records(path: Path, folder: Path, kind: str) -> dict[str, dict]:
     from rerank_align.data.jsonl import read_jsonl
 
@@ -110,6 +132,7 @@ def _records(path: Path, folder: Path, kind: str) -> dict[str, dict]:
                     where=where(path, lineno),
                     hint="paths are relative to the task folder",
                 )
+            check_image(img, str(image), where(path, lineno))
             image = str(img)
         rec = {"id": rid, "text": obj.get("text") or "", "image": image or None}
         if kind == "doc":

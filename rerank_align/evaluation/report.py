@@ -155,6 +155,14 @@ def markdown(results: dict, plots: list[str] | None = None) -> str:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(p).stem}]({p})" for p in plots]
     t = results["timing"]
+    repairs = [
+        f"- {s} · {c}: {v['repaired']} of {v['outputs']} outputs repaired"
+        for s, per in t["per_system"].items()
+        for c, v in per.items()
+        if "outputs" in v
+    ]
+    if repairs:
+        lines += ["", "## Listwise outputs that needed repair", "", *repairs]
     lines += ["", f"Wall time {t['wall_seconds']:.1f} s on {t['processes']} process(es).", ""]
     return "\n".join(lines)
 

@@ -191,6 +191,8 @@ def score_rankings(
         for q in qids:
             rankings[q] = final_order(prep.run.get(q, []), None, prep.depth)
         return rankings, stats
+    if getattr(scorer, "listwise", False):
+        return _rank_listwise(prep, scorer, qids, progress=progress, task=task)
     fp = scorer.fingerprint
     chunk_pairs = chunk_pairs or CHUNK_PAIRS
     scores: dict[tuple[str, str], float] = {}
@@ -230,6 +232,37 @@ def score_rankings(
     for q in qids:
         head = prep.run.get(q, [])[: prep.depth]
         rankings[q] = final_order(prep.run.get(q, []), [scores[(q, d)] for d, _ in head], prep.depth)
+    return rankings, stats
+
+
+LIST_CHUNK = 16
+"""Queries whose candidate lists a listwise system ranks per call (their windows are batched together)."""
+
+
+def _rank_listwise(
+    prep: Prepared, scorer: Any, qids: list[str], *, progress: Any = None, task: Any = None
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """A listwise system ranks each query's top ``depth`` as a whole (no per-pair cache: a window's output depends
+    on the whole list). Counters: ``outputs`` (model outputs = windows), ``repaired`` (outputs that were not a
+    clean permutation and were repaired by the parser)."""
+    rankings: dict[str, list[str]] = {}
+    stats = {"scored": 0, "cached": 0, "outputs": 0, "repaired": 0}
+    for i in range(0, len(qids), LIST_CHUNK):
+        chunk = qids[i : i + LIST_CHUNK]
+        heads = [prep.run.get(q, [])[: prep.depth] for q in chunk]
+        results = scorer.rank_lists(
+            [prep.queries[q] for q in chunk], [[prep.corpus[d] for d, _ in h] for h in heads]
+        )
+        for q, head, res in zip(chunk, heads, results):
+            scores = [0.0] * len(head)
+            for pos, j in enumerate(res.order):
+                scores[j] = float(len(head) - pos)
+            rankings[q] = final_order(prep.run.get(q, []), scores, prep.depth)
+            stats["scored"] += len(head)
+            stats["outputs"] += res.outputs
+            stats["repaired"] += res.repaired
+            if progress is not None:
+                progress.advance(task, len(head))
     return rankings, stats
 
 
@@ -337,8 +370,8 @@ def run_suite(
                 total_stats = {"scored": 0, "cached": 0}
                 for key, val in gathered:
                     if key == "__stats__":
-                        for k in total_stats:
-                            total_stats[k] += val[k]
+                        for k in val:
+                            total_stats[k] = total_stats.get(k, 0) + val[k]
                     else:
                         ranking[key] = val
                 ranking = {q: ranking[q] for q in prep.qids}

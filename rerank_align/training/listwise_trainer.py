@@ -69,6 +69,8 @@ def listwise_examples(records: list[dict], builder: ListPromptBuilder, method: M
 
 
 class ListwiseCollator:
+    """Left padding, so every answer ends at the last position and lm_head runs on the answer span only."""
+
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
@@ -79,13 +81,22 @@ class ListwiseCollator:
         labels = torch.full((b, t), -100, dtype=torch.long)
         weights = torch.zeros((b, t))
         mask = torch.zeros((b, t), dtype=torch.long)
+        keep = 1
         for i, f in enumerate(features):
             n = len(f["input_ids"])
-            ids[i, :n] = torch.tensor(f["input_ids"])
-            labels[i, :n] = torch.tensor(f["labels"])
-            weights[i, :n] = torch.tensor(f["weights"], dtype=torch.float32)
-            mask[i, :n] = 1
-        out = {"input_ids": ids, "attention_mask": mask, "labels": labels, "weights": weights}
+            ids[i, t - n :] = torch.tensor(f["input_ids"])
+            labels[i, t - n :] = torch.tensor(f["labels"])
+            weights[i, t - n :] = torch.tensor(f["weights"], dtype=torch.float32)
+            mask[i, t - n :] = 1
+            first_label = next(k for k, x in enumerate(f["labels"]) if x != -100)
+            keep = max(keep, n - first_label + 1)
+        out = {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": labels,
+            "weights": weights,
+            "logits_to_keep": torch.tensor(keep),
+        }
         if "first_pos" in features[0]:
             g = max(len(f["id_tokens"]) for f in features)
             tok = torch.zeros((b, g), dtype=torch.long)
@@ -97,7 +108,7 @@ class ListwiseCollator:
                 lab[i, :k] = torch.tensor(f["rank_labels"], dtype=torch.float32)
                 rmask[i, :k] = True
             out.update(
-                first_pos=torch.tensor([f["first_pos"] for f in features]),
+                first_pos=torch.tensor([t - len(f["input_ids"]) + f["first_pos"] for f in features]),
                 id_tokens=tok,
                 rank_labels=lab,
                 rank_mask=rmask,
@@ -128,21 +139,28 @@ def listwise_loss(
     """The loss of one micro-batch, normalised by ``totals`` (default: this batch's own)."""
     totals = totals or window_totals([inputs])
     ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
-    logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-    lp, m = token_logps(logits, ids, labels != -100)
-    den = totals["tokens"] if normalize == "tokens" else totals["weights"]
-    lm = weighted_token_nll(
-        lp, inputs["weights"][:, 1:].to(lp.dtype), m, normalize=normalize, denominator=den
+    t = ids.shape[1]
+    keep = int(inputs.get("logits_to_keep", t))
+    position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = model(
+        input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False, logits_to_keep=keep
     )
+    logits = out.logits[:, -keep:]  # positions t-keep .. t-1 (the answer span and the position before it)
+    sl = slice(t - keep, t)
+    lp, m = token_logps(logits, ids[:, sl], labels[:, sl] != -100)
+    den = totals["tokens"] if normalize == "tokens" else totals["weights"]
+    w = inputs["weights"][:, sl][:, 1:].to(lp.dtype)
+    lm = weighted_token_nll(lp, w, m, normalize=normalize, denominator=den)
     parts = {"lm": lm.detach()}
     loss = lm
     if method == "first":
         rows = torch.arange(ids.shape[0], device=ids.device)
-        z = logits[rows, inputs["first_pos"]].float()  # (B, V) at the first answer position
+        z = logits[rows, inputs["first_pos"] - (t - keep)].float()  # (B, V) at the first answer position
         scores = z.gather(1, inputs["id_tokens"])  # (B, G)
         rank = ranknet(scores, inputs["rank_mask"], inputs["rank_labels"], weighting="first")
         rank = rank * ids.shape[0] / totals["lists"]
         parts["ranknet"] = rank.detach()
+        parts["first_scores"] = scores.detach()
         loss = loss + first_lambda * rank
     return loss, parts
 
@@ -205,6 +223,7 @@ class ListwiseSFTTrainer(_sft_base()):  # type: ignore[misc]
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = True
         self._window: dict[str, float] | None = None
+        self._parts: dict[str, list] = {}
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         batches, n = super().get_batch_samples(epoch_iterator, num_batches, device)
@@ -220,7 +239,19 @@ class ListwiseSFTTrainer(_sft_base()):  # type: ignore[misc]
             first_lambda=self.first_lambda,
             totals=self._window if model.training else None,
         )
+        for k in ("lm", "ranknet"):
+            if k in parts:
+                acc = self._parts.setdefault(k, [0.0, 0])
+                acc[0] += float(parts[k])  # a share of its accumulation window's value
+                acc[1] += 1 / self.args.gradient_accumulation_steps
         return (loss, parts) if return_outputs else loss
+
+    def log(self, logs, start_time=None):
+        if self._parts and "loss" in logs:  # the loss terms, averaged since the last log
+            for k, v in self._parts.items():
+                logs[k] = round(v[0] / max(v[1], 1e-9), 4)
+            self._parts = {}
+        return super().log(logs, start_time)
 
     def _save(self, output_dir=None, state_dict=None):
         super()._save(output_dir, state_dict)

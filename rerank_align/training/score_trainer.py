@@ -102,9 +102,9 @@ class ScoreTrainer(Trainer):
         loss = call_loss(self.loss_fn, self._group_tensors(flat, inputs), self.loss_args)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
-                f"loss is {loss.item()} at step {self.state.global_step}",
-                where=f"examples {inputs.get('example_ids')}",
-                hint="a checkpoint was saved; lower the learning rate or check these records",
+                f"loss is {loss.item()} for the batch of examples {inputs.get('example_ids')}",
+                where=f"training step {self.state.global_step + 1}",
+                hint="lower the learning rate or check these records",
             )
         return loss
 
@@ -120,8 +120,9 @@ class ScoreTrainer(Trainer):
             if not self.chunk_size:
                 return super().training_step(model, inputs, num_items_in_batch)
             return self._chunked_step(model, inputs)
-        except NonFiniteLossError:
-            self._save_on_fault()
+        except NonFiniteLossError as e:
+            path = self._save_on_fault()
+            e.hint = f"weights before this step saved to {path}; {e.hint}"
             raise
 
     def _chunked_step(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
@@ -158,9 +159,11 @@ class ScoreTrainer(Trainer):
         return loss.detach()
 
     # -- faults, saving, evaluation -------------------------------------------------------------------------------
-    def _save_on_fault(self) -> None:
-        out = Path(self.args.output_dir) / f"checkpoint-fault-step{self.state.global_step}"
+    def _save_on_fault(self) -> Path:
+        """The weights before the failing step (reranker.json is written last, so a cut-short save is refused)."""
+        out = Path(self.args.output_dir) / f"checkpoint-fault-step{self.state.global_step + 1}"
         self.save_model(str(out))
+        return out
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         super()._save(output_dir, state_dict)

@@ -1,0 +1,176 @@
+"""``rerank-align label``: teacher scores for distillation, from one or several teachers.
+
+Teachers (repeat ``--teacher``):
+  ``reranker:PATH``   any rerank_align reranker folder (``Reranker.from_pretrained``)
+  ``crossencoder:PATH`` a sentence-transformers CrossEncoder checkpoint
+  ``biencoder:PATH``  a sentence-transformers embedding model (cosine similarity)
+  ``run:FILE``        scores of a TREC run (e.g. the BM25 first stage)
+
+Candidates: every (query, doc) of group records (``--groups``), or the top ``--depth`` of a run for each judged
+query of a BEIR split plus its judged documents (``--beir``/``--split``/``--run``), so positives get teacher
+scores too. Each teacher is normalised per query (``--normalization``: zscore, minmax, none) and the teachers are
+averaged (heterogeneous-ensemble distillation). Output: JSONL ``{"qid", "doc_id", "score"}`` (``data.teacher_files``
+reads it), written atomically; with ``--groups-out`` the group records are also written with ``scores`` attached.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from rerank_align.errors import InputError
+
+Pairs = dict[str, list[str]]  # qid → doc ids
+
+
+def _candidates_from_beir(args: argparse.Namespace) -> tuple[Pairs, dict[str, Any], dict[str, dict]]:
+    from rerank_align.data import load_beir, read_run
+
+    col = load_beir(args.beir, split=args.split)
+    if args.run:
+        run = read_run(args.run)
+    else:
+        from rerank_align.data.bm25 import bm25_run
+
+        run = bm25_run(col, list(col.qrels), k=args.depth)
+    pairs: Pairs = {}
+    for qid, judged in col.qrels.items():
+        docs = [d for d, _ in run.get(qid, [])[: args.depth] if d in col.corpus]
+        docs += [d for d in judged if d in col.corpus and d not in docs]
+        if docs:
+            pairs[qid] = docs
+    return pairs, col.queries, col.corpus
+
+
+def _candidates_from_groups(path: str) -> tuple[Pairs, dict[str, Any], dict[str, dict], list[dict]]:
+    from rerank_align.data import read_group_records
+
+    records = read_group_records(path)
+    pairs: Pairs = {}
+    queries: dict[str, Any] = {}
+    corpus: dict[str, dict] = {}
+    for i, rec in enumerate(records):
+        qid = rec.get("qid")
+        docs = rec["positives"] + rec["negatives"]
+        if qid is None or any("id" not in d for d in docs):
+            raise InputError(
+                f"record {i + 1} needs a qid and doc ids to be labelled", where=f"{path}:{i + 1}"
+            )
+        queries[qid] = rec["query"]
+        for d in docs:
+            corpus[d["id"]] = d
+            pairs.setdefault(qid, [])
+            if d["id"] not in pairs[qid]:
+                pairs[qid].append(d["id"])
+    return pairs, queries, corpus, records
+
+
+def score_teacher(
+    spec: str, pairs: Pairs, queries: dict, corpus: dict, batch_size: int
+) -> dict[str, dict[str, float]]:
+    kind, _, path = spec.partition(":")
+    flat = [(q, d) for q, docs in pairs.items() for d in docs]
+    if kind == "run":
+        from rerank_align.training.teachers import read_teacher_file
+
+        run = read_teacher_file(path)
+        out = {q: {d: run[q][d] for d in docs if d in run.get(q, {})} for q, docs in pairs.items()}
+        # candidates a run did not retrieve get the query's lowest score (they ranked below its depth)
+        for q, docs in pairs.items():
+            floor = min(out[q].values()) if out[q] else 0.0
+            for d in docs:
+                out[q].setdefault(d, floor)
+        return out
+    if kind == "reranker":
+        from rerank_align.scoring import Reranker
+
+        rr = Reranker.from_pretrained(path, batch_size=batch_size)
+        scores = rr.score_pairs(
+            [queries[q] for q, _ in flat], [corpus[d] for _, d in flat], show_progress=True
+        )
+    elif kind == "crossencoder":
+        from sentence_transformers import CrossEncoder
+
+        from rerank_align.scoring.contract import format_document
+
+        ce = CrossEncoder(path, device="cpu")
+        texts = [(queries[q], format_document(corpus[d], "{title} {text}")) for q, d in flat]
+        scores = ce.predict(texts, batch_size=batch_size, show_progress_bar=True)
+    elif kind == "biencoder":
+        from sentence_transformers import SentenceTransformer
+
+        from rerank_align.scoring.contract import format_document
+
+        model = SentenceTransformer(path, device="cpu")
+        qids = list(pairs)
+        dids = sorted({d for _, d in flat})
+        q_emb = dict(
+            zip(
+                qids,
+                model.encode([queries[q] for q in qids], normalize_embeddings=True, batch_size=batch_size),
+            )
+        )
+        d_emb = dict(
+            zip(
+                dids,
+                model.encode(
+                    [format_document(corpus[d], "{title} {text}") for d in dids],
+                    normalize_embeddings=True,
+                    batch_size=batch_size,
+                    show_progress_bar=True,
+                ),
+            )
+        )
+        scores = [float(q_emb[q] @ d_emb[d]) for q, d in flat]
+    else:
+        raise InputError(
+            f"unknown teacher {spec!r}", hint="reranker:PATH, crossencoder:PATH, biencoder:PATH or run:FILE"
+        )
+    out: dict[str, dict[str, float]] = {}
+    for (q, d), s in zip(flat, scores):
+        out.setdefault(q, {})[d] = float(s)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    from rerank_align.io import write_jsonl
+    from rerank_align.training.teachers import attach, ensemble
+
+    p = argparse.ArgumentParser(
+        prog="rerank-align label", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--teacher",
+        action="append",
+        required=True,
+        help="reranker:PATH | crossencoder:PATH | biencoder:PATH | run:FILE",
+    )
+    p.add_argument("--groups", help="group records JSONL to label")
+    p.add_argument("--beir", help="BEIR folder (with --split and --run)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--run", help="candidate run (default: BM25 with bm25s)")
+    p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--normalization", choices=["zscore", "minmax", "none"], default="zscore")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", required=True, help="teacher scores JSONL")
+    p.add_argument("--groups-out", help="also write the group records with 'scores' attached")
+    args = p.parse_args(argv)
+    if bool(args.groups) == bool(args.beir):
+        raise InputError("give exactly one of --groups or --beir")
+    records = None
+    if args.groups:
+        pairs, queries, corpus, records = _candidates_from_groups(args.groups)
+    else:
+        pairs, queries, corpus = _candidates_from_beir(args)
+    teachers = [score_teacher(t, pairs, queries, corpus, args.batch_size) for t in args.teacher]
+    combined = ensemble(teachers, args.normalization)
+    n = write_jsonl(
+        args.out,
+        ({"qid": q, "doc_id": d, "score": s} for q, docs in combined.items() for d, s in docs.items()),
+    )
+    print(
+        f"wrote {n} teacher scores for {len(combined)} queries from {len(teachers)} teacher(s) to {args.out}"
+    )
+    if args.groups_out and records is not None:
+        write_jsonl(args.groups_out, attach(records, combined, source=args.out))
+    return 0

@@ -1,0 +1,189 @@
+"""Complete listwise labels (fullrank, arXiv 2412.14574): a full target ranking of all N candidates → list records.
+
+Sources:
+
+- graded qrels (:func:`lists_from_qrels`): candidates sorted by grade (unjudged = 0); ties broken by a teacher's
+  scores when given, else by first-stage order;
+- a pointwise teacher (:func:`pointwise_teacher_ranking`): a ``Reranker`` scores every candidate, sort (ties by
+  first-stage order);
+- a listwise teacher (:func:`listwise_teacher_ranking`): fullrank's multi-pass sliding windows. One back-to-front
+  pass of windows (w, stride s) bubbles the best ``w − s`` candidates of the remaining list to its head, in order;
+  those positions are fixed and the next pass runs on the rest, until every position is fixed. A single sliding
+  pass, as used to label RankGPT / RankZephyr data, orders only the head; this orders all N.
+
+Records are ``{"qid", "query", "docs", "ranking", "labels"?}`` with ``docs`` in first-stage order and ``ranking``
+the 0-based indices best first (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from rerank_align.data.beir import Collection, Qrels, Run
+from rerank_align.errors import InputError, RerankAlignError
+
+
+def _candidates(collection: Collection, run: Run, qid: str, depth: int) -> list[str]:
+    return [d for d, _ in run.get(qid, []) if d in collection.corpus][:depth]
+
+
+def lists_from_qrels(
+    collection: Collection,
+    run: Run,
+    *,
+    qrels: Qrels | None = None,
+    depth: int = 20,
+    teacher_scores: dict[str, dict[str, float]] | None = None,
+    require_positive: bool = True,
+) -> list[dict]:
+    """One list record per judged query: the top ``depth`` candidates of ``run``, ranked by grade.
+
+    Ties (equal grades, including the many unjudged candidates) are broken by ``teacher_scores``
+    ``{qid: {doc_id: score}}`` when given (a missing score ranks last among its ties), else by first-stage order.
+    Queries with fewer than 2 candidates (or, with ``require_positive``, no judged-relevant candidate) are skipped.
+    """
+    qrels = collection.qrels if qrels is None else qrels
+    out = []
+    for qid in sorted(qrels):
+        if qid not in collection.queries:
+            continue
+        cands = _candidates(collection, run, qid, depth)
+        judged = qrels[qid]
+        grades = [float(judged.get(d, 0)) for d in cands]
+        if len(cands) < 2 or (require_positive and max(grades) <= 0):
+            continue
+        t = (teacher_scores or {}).get(qid, {})
+        ranking = sorted(
+            range(len(cands)),
+            key=lambda i: (-grades[i], -t.get(cands[i], float("-inf")) if t else 0.0, i),
+        )
+        out.append(
+            {
+                "qid": qid,
+                "query": collection.queries[qid],
+                "docs": [collection.corpus[d] for d in cands],
+                "ranking": ranking,
+                "labels": grades,
+            }
+        )
+    return out
+
+
+def pointwise_teacher_ranking(teacher: Any, query: Any, docs: Sequence[Any]) -> list[int]:
+    """Score every candidate with a pointwise ``Reranker`` (``score_pairs``) and sort; ties keep input order."""
+    scores = [float(s) for s in teacher.score_pairs([query] * len(docs), list(docs))]
+    return sorted(range(len(docs)), key=lambda i: (-scores[i], i))
+
+
+def listwise_teacher_ranking(
+    teacher: Any,
+    query: Any,
+    docs: Sequence[Any],
+    *,
+    window: int = 20,
+    stride: int = 10,
+    fix: int | None = None,
+    decoding: str | None = None,
+) -> list[int]:
+    """fullrank's complete label from a listwise teacher (``Reranker`` of kind listwise, or a ``ListwiseRanker``):
+    repeated back-to-front sliding passes, each fixing the next ``fix`` (default ``window − stride``) positions."""
+    if not 1 <= stride < window:
+        raise RerankAlignError("a multi-pass listwise teacher needs 1 <= stride < window")
+    fix = fix or (window - stride)
+    ranker = getattr(teacher, "listwise", None) or teacher
+    order = list(range(len(docs)))
+    head = 0
+    while len(order) - head > 1:
+        rest = order[head:]
+        res = ranker.rank_lists(
+            [query],
+            [[docs[i] for i in rest]],
+            strategy="sliding",
+            window=window,
+            stride=stride,
+            decoding=decoding,
+        )[0]
+        order[head:] = [rest[j] for j in res.order]
+        if len(rest) <= window:  # one window ranked the whole remainder
+            break
+        head += fix
+    return order
+
+
+def lists_from_teacher(
+    collection: Collection,
+    run: Run,
+    teacher: Any,
+    *,
+    qids: Sequence[str] | None = None,
+    depth: int = 20,
+    window: int = 20,
+    stride: int = 10,
+    fix: int | None = None,
+) -> list[dict]:
+    """List records ranked by a teacher ``Reranker``: pointwise kinds score all and sort, a listwise teacher runs
+    the multi-pass sliding windows. Grades from the collection's qrels are attached as ``labels`` when present."""
+    listwise = getattr(getattr(teacher, "contract", None), "kind", None) == "listwise" or hasattr(
+        teacher, "rank_windows"
+    )
+    qids = sorted(run) if qids is None else list(qids)
+    out = []
+    for qid in qids:
+        if qid not in collection.queries:
+            continue
+        cands = _candidates(collection, run, qid, depth)
+        if len(cands) < 2:
+            continue
+        docs = [collection.corpus[d] for d in cands]
+        q = collection.queries[qid]
+        if listwise:
+            ranking = listwise_teacher_ranking(teacher, q, docs, window=window, stride=stride, fix=fix)
+        else:
+            ranking = pointwise_teacher_ranking(teacher, q, docs)
+        rec = {"qid": qid, "query": q, "docs": docs, "ranking": ranking}
+        judged = collection.qrels.get(qid)
+        if judged is not None:
+            rec["labels"] = [float(judged.get(d, 0)) for d in cands]
+        out.append(rec)
+    return out
+
+
+def write_list_records(records: list[dict], path: str) -> None:
+    """Validate every record, then write the JSONL atomically (nothing is half-written)."""
+    import json
+
+    from rerank_align.data.records import validate_list
+    from rerank_align.io import atomic_write
+
+    for i, r in enumerate(records):
+        validate_list(r, f"record {i}")
+    with atomic_write(path) as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def load_list_training_records(recipe: Any) -> list[dict]:
+    """List records for a listwise recipe: ``data.train_file`` (list JSONL), or built from ``data.beir`` +
+    ``data.run`` with qrels grades (top ``data.depth`` candidates; ties by the teacher files when given)."""
+    from rerank_align.data import load_beir, read_list_records, read_run
+
+    d = recipe.data
+    if d.train_file:
+        records = read_list_records(d.train_file)
+    else:
+        teacher = None
+        if d.teacher_files:
+            from rerank_align.training.teachers import ensemble, read_teacher_file
+
+            teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
+        col = load_beir(d.beir, split=d.split)
+        records = lists_from_qrels(col, read_run(d.run), depth=d.depth, teacher_scores=teacher)
+    if d.max_train_samples is not None and len(records) > d.max_train_samples:
+        records = random.Random(recipe.seed).sample(records, d.max_train_samples)
+    if not records:
+        raise InputError(
+            "no list records", where="data", hint="check the qrels split, the run and data.depth"
+        )
+    return records

@@ -1,0 +1,185 @@
+"""Listwise prompts under the scoring contract: the only code that turns (query, candidate list) into input ids.
+
+The contract's ``ListFormat`` holds every string literally: ``prompt_template`` (placeholders ``{n}``, ``{query}``,
+``{passages}``), ``passage_template`` (``{identifier}``, ``{document}``), ``identifier`` and ``separator``. As in
+``PairEncoder``, each literal piece, the query and each document are tokenised on their own (no special tokens) and
+the ids are concatenated, so truncation is exact and training and inference see the same ids.
+
+Truncation rule (documented in docs/listwise.md):
+
+1. the query is cut to ``max_query_length`` tokens and every document to ``max_document_length`` tokens, from the
+   sides in ``truncation_side``;
+2. the prompt must leave room for the answer: ``prompt ≤ max_length − answer_reserve(n)``, where the reserve is
+   the token count of the longest answer for ``n`` candidates (``[1] > [2] > … > [n]`` + eos);
+3. if the prompt is still too long, the passages are cut to a common cap L, the largest for which
+   ``fixed + Σ_i min(len_i, L)`` fits (water-filling: short passages keep every token, long ones are cut evenly,
+   from the document truncation side), never below ``min_passage_tokens`` (4);
+4. if it still does not fit, the query is cut further; if even that fails, a ``ContractError`` says which
+   ``max_length`` would be needed. Template literals and identifiers are never cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rerank_align.errors import ContractError
+from rerank_align.listwise.format import answer_with_spans, render_identifier
+from rerank_align.scoring.contract import ListFormat, ScoringContract, format_document, query_text
+
+MIN_PASSAGE_TOKENS = 4
+
+
+def _split(template: str, names: tuple[str, ...]) -> list[str]:
+    """Split ``template`` into literal pieces and ``{name}`` placeholders."""
+    pieces: list[str] = []
+    rest = template
+    while True:
+        hits = [(rest.find("{" + n + "}"), n) for n in names if "{" + n + "}" in rest]
+        if not hits:
+            pieces.append(rest)
+            return pieces
+        pos, n = min(hits)
+        pieces.append(rest[:pos])
+        pieces.append("{" + n + "}")
+        rest = rest[pos + len(n) + 2 :]
+
+
+def _cut(ids: list[int], n: int, side: str) -> list[int]:
+    if len(ids) <= n:
+        return ids
+    return ids[:n] if side == "right" else ids[len(ids) - n :]
+
+
+@dataclass
+class ListPrompt:
+    input_ids: list[int]
+    n: int
+    passage_tokens: list[int]  # tokens kept per passage
+    truncated: bool
+
+
+class ListPromptBuilder:
+    def __init__(self, tokenizer: Any, contract: ScoringContract) -> None:
+        if contract.kind != "listwise" or contract.list_format is None:
+            raise ContractError(
+                "a listwise prompt needs kind 'listwise' and a list_format", where="reranker.json"
+            )
+        self.tokenizer = tokenizer
+        self.contract = contract
+        self.fmt: ListFormat = contract.list_format
+        self._lit: dict[str, list[int]] = {}
+        self._reserve: dict[int, int] = {}
+        for key, names in (
+            ("prompt_template", ("n", "query", "passages")),
+            ("passage_template", ("identifier", "document")),
+        ):
+            t = getattr(self.fmt, key)
+            if "{" + names[-1] + "}" not in t:
+                raise ContractError(f"{key} lacks {{{names[-1]}}}", where=f"reranker.json:list_format.{key}")
+
+    def literal(self, text: str) -> list[int]:
+        ids = self._lit.get(text)
+        if ids is None:
+            ids = self.tokenizer.encode(text, add_special_tokens=False) if text else []
+            self._lit[text] = ids
+        return ids
+
+    def answer_reserve(self, n: int) -> int:
+        """Tokens of the longest answer for ``n`` candidates, plus eos."""
+        if n not in self._reserve:
+            text, _ = answer_with_spans(
+                list(range(n)), self.fmt.identifier, self.fmt.separator, self.fmt.first_index
+            )
+            self._reserve[n] = len(self.tokenizer.encode(text, add_special_tokens=False)) + 1
+        return self._reserve[n]
+
+    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        if not texts:
+            return []
+        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+
+    def build(self, query: str | dict, docs: Sequence[Any], *, extra_reserve: int = 0) -> ListPrompt:
+        """Prompt ids for ranking ``docs`` (in this order) for ``query``, leaving room for the answer."""
+        c, f = self.contract, self.fmt
+        n = len(docs)
+        q_text = query_text(query)
+        d_texts = [format_document(d, c.document_format) for d in docs]
+        q_ids, *d_ids = self._encode_texts([q_text, *d_texts])
+        q_ids = _cut(q_ids, c.max_query_length, c.truncation_side["query"])
+        dside = c.truncation_side["document"]
+        d_ids = [_cut(d, c.max_document_length, dside) for d in d_ids]
+
+        outer = _split(f.prompt_template.replace("{n}", str(n)), ("query", "passages"))
+        n_query = outer.count("{query}")
+        fixed = sum(len(self.literal(p)) for p in outer if p not in ("{query}", "{passages}"))
+        p_pieces = []
+        for k in range(n):
+            ident = render_identifier(f.identifier, k, f.first_index)
+            pieces = _split(f.passage_template.replace("{identifier}", ident), ("document",))
+            p_pieces.append(pieces)
+            fixed += sum(len(self.literal(p)) for p in pieces if p != "{document}")
+        budget = c.max_length - self.answer_reserve(n) - extra_reserve
+        truncated = False
+        lens = [len(d) for d in d_ids]
+        if fixed + n_query * len(q_ids) + sum(lens) > budget:
+            truncated = True
+            room = budget - fixed - n_query * len(q_ids)
+            cap = self._water_fill(lens, room)
+            if cap < MIN_PASSAGE_TOKENS and any(x > cap for x in lens):
+                cap = min(MIN_PASSAGE_TOKENS, max(lens))
+                over = fixed + n_query * len(q_ids) + sum(min(x, cap) for x in lens) - budget
+                if over > 0 and n_query:
+                    keep = max(0, len(q_ids) - -(-over // n_query))
+                    q_ids = _cut(q_ids, keep, c.truncation_side["query"])
+            d_ids = [_cut(d, cap, dside) for d in d_ids]
+            total = fixed + n_query * len(q_ids) + sum(len(d) for d in d_ids)
+            if total > budget:
+                need = total + self.answer_reserve(n) + extra_reserve
+                raise ContractError(
+                    f"{n} passages do not fit in max_length={c.max_length} even cut to {cap} tokens each",
+                    where="reranker.json:max_length",
+                    hint=f"raise max_length to at least {need}, or rank fewer passages per window",
+                )
+        ids: list[int] = []
+        for p in outer:
+            if p == "{query}":
+                ids.extend(q_ids)
+            elif p == "{passages}":
+                for pieces, d in zip(p_pieces, d_ids):
+                    for pp in pieces:
+                        ids.extend(d if pp == "{document}" else self.literal(pp))
+            else:
+                ids.extend(self.literal(p))
+        return ListPrompt(ids, n, [len(d) for d in d_ids], truncated)
+
+    @staticmethod
+    def _water_fill(lens: list[int], room: int) -> int:
+        """Largest L with Σ min(len_i, L) ≤ room (0 if none)."""
+        if room <= 0:
+            return 0
+        lo, hi = 0, max(lens, default=0)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if sum(min(x, mid) for x in lens) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    # -- training targets ------------------------------------------------------------------------------------
+    def target(
+        self, ranking: list[int]
+    ) -> tuple[list[int], list[tuple[int, int]], str, list[tuple[int, int]]]:
+        """Answer ids (+ eos), their character offsets (eos: (0, 0)), the text and the identifier spans."""
+        f = self.fmt
+        text, spans = answer_with_spans(ranking, f.identifier, f.separator, f.first_index)
+        enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = list(enc["input_ids"])
+        offs = [tuple(o) for o in enc["offset_mapping"]]
+        eos = self.tokenizer.eos_token_id
+        if eos is not None:
+            ids.append(eos)
+            offs.append((0, 0))
+        return ids, offs, text, spans

@@ -1,0 +1,82 @@
+"""Complete listwise labels: qrels grades with tie-breaking, pointwise and multi-pass listwise teachers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from rerank_align.data import read_list_records
+from rerank_align.data.beir import Collection
+from rerank_align.listwise.inference import ListRanking
+from rerank_align.listwise.labels import (
+    lists_from_qrels,
+    lists_from_teacher,
+    listwise_teacher_ranking,
+    write_list_records,
+)
+
+
+def _collection(n=8):
+    corpus = {f"d{i}": {"id": f"d{i}", "title": "", "text": f"doc k{i}"} for i in range(n)}
+    grades = {"d1": 2, "d3": 1, "d5": 1, "d6": 0}
+    return Collection(Path("c"), corpus, {"q": "query"}, {"q": grades}), {
+        "q": [(f"d{i}", float(n - i)) for i in range(n)]
+    }
+
+
+def test_qrels_lists_break_ties_by_first_stage_or_teacher(tmp_path):
+    col, run = _collection()
+    (rec,) = lists_from_qrels(col, run, depth=8)
+    assert rec["ranking"] == [1, 3, 5, 0, 2, 4, 6, 7]  # grade, then first-stage order
+    assert rec["labels"][1] == 2.0
+    teacher = {"q": {"d5": 3.0, "d3": 1.0, "d7": 9.0, "d0": -1.0}}
+    (rec,) = lists_from_qrels(col, run, depth=8, teacher_scores=teacher)
+    assert rec["ranking"][:4] == [1, 5, 3, 7]  # ties among grade 1 and grade 0 by teacher score
+    write_list_records([rec], tmp_path / "l.jsonl")
+    assert read_list_records(tmp_path / "l.jsonl")[0]["ranking"] == rec["ranking"]
+
+
+class _Pointwise:
+    def score_pairs(self, queries, docs):
+        return np.array([float(d["text"].split("k")[1]) for d in docs])
+
+
+class _OracleListwise:
+    """Sliding windows whose every window is sorted perfectly (higher key first), counting windows."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def rank_windows(self, windows, decoding):  # marks it as listwise for lists_from_teacher
+        raise AssertionError
+
+    def rank_lists(self, queries, doc_lists, *, strategy, window, stride, decoding=None):
+        from rerank_align.listwise.inference import window_schedule
+
+        docs = doc_lists[0]
+        keys = [int(d["text"].split("k")[1]) for d in docs]
+        order = list(range(len(docs)))
+        for a, b in window_schedule(len(docs), window, stride, strategy):
+            self.calls += 1
+            order[a:b] = sorted(order[a:b], key=lambda i: -keys[i])
+        return [ListRanking(order)]
+
+
+def test_pointwise_teacher_sorts_all():
+    col, run = _collection()
+    (rec,) = lists_from_teacher(col, run, _Pointwise(), depth=8)
+    assert rec["ranking"] == [7, 6, 5, 4, 3, 2, 1, 0] and "labels" in rec
+
+
+def test_listwise_teacher_multi_pass_orders_every_position():
+    rng = np.random.default_rng(0)
+    keys = rng.permutation(45).tolist()
+    docs = [{"text": f"doc k{k}"} for k in keys]
+    teacher = _OracleListwise()
+    order = listwise_teacher_ranking(teacher, "q", docs, window=20, stride=10)
+    assert [keys[i] for i in order] == sorted(keys, reverse=True)
+    # one single sliding pass would only fix the head
+    one = teacher.rank_lists(["q"], [docs], strategy="sliding", window=20, stride=10)[0].order
+    assert [keys[i] for i in one][:10] == list(range(44, 34, -1))
+    assert [keys[i] for i in one] != sorted(keys, reverse=True)
