@@ -30,8 +30,15 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: install lint
+# quickstart-smoke first, so pytest's summary is the last line CI reads
+test: install lint quickstart-smoke
 	$(PY) -m pytest -q
+
+quickstart: install
+	$(PY) scripts/quickstart.py
+
+quickstart-smoke: install
+	$(PY) scripts/quickstart.py --smoke --out outputs/quickstart-smoke
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

@@ -66,9 +66,24 @@ def _candidates_from_groups(path: str) -> tuple[Pairs, dict[str, Any], dict[str,
 
 
 def score_teacher(
-    spec: str, pairs: Pairs, queries: dict, corpus: dict, batch_size: int
+    spec: str,
+    pairs: Pairs,
+    queries: dict,
+    corpus: dict,
+    batch_size: int,
+    *,
+    max_length: int | None = None,
+    autocast: str | None = None,
 ) -> dict[str, dict[str, float]]:
+    import contextlib
+
+    import torch
+
+    from rerank_align.scoring.modeling import resolve_model_path
+
     kind, _, path = spec.partition(":")
+    if kind in ("crossencoder", "biencoder"):
+        path = resolve_model_path(path)
     flat = [(q, d) for q, docs in pairs.items() for d in docs]
     if kind == "run":
         from rerank_align.training.teachers import read_teacher_file
@@ -93,7 +108,7 @@ def score_teacher(
 
         from rerank_align.scoring.contract import format_document
 
-        ce = CrossEncoder(path, device="cpu")
+        ce = CrossEncoder(path, device="cpu", max_length=max_length)
         texts = [(queries[q], format_document(corpus[d], "{title} {text}")) for q, d in flat]
         scores = ce.predict(texts, batch_size=batch_size, show_progress_bar=True)
     elif kind == "biencoder":
@@ -102,25 +117,21 @@ def score_teacher(
         from rerank_align.scoring.contract import format_document
 
         model = SentenceTransformer(path, device="cpu")
+        if max_length:
+            model.max_seq_length = max_length
         qids = list(pairs)
         dids = sorted({d for _, d in flat})
-        q_emb = dict(
-            zip(
-                qids,
-                model.encode([queries[q] for q in qids], normalize_embeddings=True, batch_size=batch_size),
+        docs = [format_document(corpus[d], "{title} {text}") for d in dids]
+        amp = torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast else contextlib.nullcontext()
+        with amp:
+            q_vecs = model.encode(
+                [queries[q] for q in qids], normalize_embeddings=True, batch_size=batch_size
             )
-        )
-        d_emb = dict(
-            zip(
-                dids,
-                model.encode(
-                    [format_document(corpus[d], "{title} {text}") for d in dids],
-                    normalize_embeddings=True,
-                    batch_size=batch_size,
-                    show_progress_bar=True,
-                ),
+            d_vecs = model.encode(
+                docs, normalize_embeddings=True, batch_size=batch_size, show_progress_bar=True
             )
-        )
+        q_emb = dict(zip(qids, q_vecs.astype("float32")))
+        d_emb = dict(zip(dids, d_vecs.astype("float32")))
         scores = [float(q_emb[q] @ d_emb[d]) for q, d in flat]
     else:
         raise InputError(
@@ -150,8 +161,15 @@ def main(argv: list[str]) -> int:
     p.add_argument("--split", default="train")
     p.add_argument("--run", help="candidate run (default: BM25 with bm25s)")
     p.add_argument("--depth", type=int, default=100)
+    p.add_argument("--max-queries", type=int, help="label only the first N queries (sorted by id)")
     p.add_argument("--normalization", choices=["zscore", "minmax", "none"], default="zscore")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, help="token limit for biencoder / crossencoder teachers")
+    p.add_argument(
+        "--autocast",
+        choices=["bfloat16"],
+        help="biencoder teachers: encode under bf16 autocast (CPU bf16 units)",
+    )
     p.add_argument("--out", required=True, help="teacher scores JSONL")
     p.add_argument("--groups-out", help="also write the group records with 'scores' attached")
     args = p.parse_args(argv)
@@ -162,7 +180,14 @@ def main(argv: list[str]) -> int:
         pairs, queries, corpus, records = _candidates_from_groups(args.groups)
     else:
         pairs, queries, corpus = _candidates_from_beir(args)
-    teachers = [score_teacher(t, pairs, queries, corpus, args.batch_size) for t in args.teacher]
+    if args.max_queries:
+        pairs = {q: pairs[q] for q in sorted(pairs)[: args.max_queries]}
+    teachers = [
+        score_teacher(
+            t, pairs, queries, corpus, args.batch_size, max_length=args.max_length, autocast=args.autocast
+        )
+        for t in args.teacher
+    ]
     combined = ensemble(teachers, args.normalization)
     n = write_jsonl(
         args.out,

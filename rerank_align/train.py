@@ -30,6 +30,8 @@ def default_training_args(recipe: Recipe) -> dict[str, Any]:
         "save_strategy": "no",
         "logging_steps": 10,
         "use_cpu": on_cpu,
+        # TRL configs default to bf16=True, which raises on CPU; an explicit `training.bf16: true` is kept
+        # (CPU autocast in bf16, fast on CPUs with bf16 units).
         "bf16": False if on_cpu else recipe.training.get("bf16", False),
         "dataloader_num_workers": 0,
     }
@@ -64,7 +66,12 @@ def load_training_records(recipe: Recipe) -> list[dict]:
             records = attach(records, teacher, source=", ".join(d.teacher_files))
     else:
         col = load_beir(d.beir, split=d.split)
-        run = read_run(d.run)
+        if d.run:
+            run = read_run(d.run)
+        else:
+            from rerank_align.data.bm25 import bm25_run
+
+            run = bm25_run(col, list(col.qrels), k=d.depth)
         records = groups_from_run(
             col,
             run,
@@ -133,7 +140,10 @@ def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranki
         train_dataset=RecordDataset(records),
         eval_dataset=RecordDataset(records[:1]) if ranking_eval else None,
         data_collator=GroupCollator(
-            PairEncoder(tokenizer, contract), recipe.method.group_size, seed=recipe.seed
+            PairEncoder(tokenizer, contract),
+            recipe.method.group_size,
+            seed=recipe.seed,
+            in_batch=recipe.method.in_batch_negatives,
         ),
         processing_class=tokenizer,
         contract=contract,

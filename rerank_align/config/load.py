@@ -14,17 +14,7 @@ import yaml
 from rerank_align.config.recipe import METHODS, POINTWISE_LOSSES, TEACHER_LOSSES, Recipe
 from rerank_align.config.strict import coerce, from_dict, suggest, unknown_key_error
 from rerank_align.errors import RecipeError
-
-TENSOR_ARGS = (
-    "scores",
-    "mask",
-    "labels",
-    "teacher_scores",
-    "yes_logits",
-    "no_logits",
-    "in_batch_scores",
-    "in_batch_mask",
-)
+from rerank_align.losses import TENSOR_ARGS
 
 
 def read_yaml(path: Path) -> dict:
@@ -147,6 +137,12 @@ def loss_hyperparameters(loss: str) -> dict[str, inspect.Parameter]:
     }
 
 
+def loss_fn(loss: str):
+    from rerank_align.losses import SCORE_LOSSES
+
+    return SCORE_LOSSES[loss]
+
+
 def training_args_class(name: str) -> type:
     if name == "SFTConfig":
         from trl import SFTConfig
@@ -212,6 +208,15 @@ def check(recipe: Recipe) -> None:
                 raise unknown_key_error("method.loss_args", k, hp)
             if k in hints:
                 coerce(v, hints[k], f"method.loss_args.{k}")
+        if (
+            method.in_batch_negatives
+            and "in_batch_scores" not in inspect.signature(loss_fn(method.loss)).parameters
+        ):
+            raise RecipeError(
+                f"loss '{method.loss}' takes no in-batch negatives",
+                where="method.in_batch_negatives",
+                hint="use infonce / infonce_multi, or set it to false",
+            )
         if method.loss not in POINTWISE_LOSSES and method.group_size < 2:
             raise RecipeError(
                 f"loss '{method.loss}' compares candidates within a group, but group_size is {method.group_size}",
@@ -232,8 +237,6 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(
             "no training data", where="data.train_file", hint="set data.train_file or data.beir (+ data.run)"
         )
-    if recipe.data.beir is not None and recipe.data.run is None and recipe.data.train_file is None:
-        raise RecipeError("building groups from a BEIR folder needs a run", where="data.run")
     if q.load_in_4bit:
         if not recipe.peft.enabled:
             raise RecipeError(

@@ -92,7 +92,9 @@ class DataConfig:
     train_file: str | None = field(None, help="JSONL records (group, list or preference, per the method).")
     beir: str | None = field(None, help="BEIR folder to build training groups from (with `run`).")
     split: str = field("train", help="Qrels split of `beir` used for training.")
-    run: str | None = field(None, help="TREC run with the candidates to mine negatives from.")
+    run: str | None = field(
+        None, help="TREC run with the candidates to mine negatives from (default: BM25 via bm25s)."
+    )
     num_negatives: int = field(7, help="Negatives per group when building from a run.", min=1)
     depth: int = field(100, help="Run depth that negatives are drawn from.", min=1)
     sampling: Literal["random", "top"] = field(
@@ -124,6 +126,9 @@ class MethodConfig:
     loss_args: dict[str, Any] = field({}, help="Hyper-parameters of the loss (its keyword arguments).")
     group_size: int = field(
         8, help="Candidates per query in a training group (1 positive + group_size-1 negatives).", min=1
+    )
+    in_batch_negatives: bool = field(
+        False, help="Also score each query against the other groups' documents (losses with in_batch_scores)."
     )
     chunk_size: int | None = field(
         None, help="Score groups in sub-batches of this many pairs (memory ∝ chunk).", min=1

@@ -70,6 +70,9 @@ class SystemSpec:
     batch_size: int | None = None
     max_length: int | None = None
     """``cross_encoder`` only: maximum input length in tokens."""
+    autocast: str | None = None
+    """``reranker`` / ``base``: run the forward under ``torch.autocast`` in this dtype (``bfloat16``): faster on
+    CPUs with bf16 units, scores differ from fp32 by ~1e-2 and are cached separately."""
 
 
 @dataclass
@@ -237,6 +240,11 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
     contract = _typed(contract, dict, f"{where}.contract")
     bs = obj.get("batch_size")
     ml = obj.get("max_length")
+    autocast = obj.get("autocast")
+    if autocast is not None:
+        if kind not in ("reranker", "base"):
+            raise SuiteError("'autocast' applies to 'reranker' and 'base' systems", where=f"{where}.autocast")
+        autocast = _enum(autocast, ("bfloat16", "float16"), f"{where}.autocast")
     return SystemSpec(
         name=name,
         type=kind,
@@ -244,6 +252,7 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         contract=dict(contract),
         batch_size=None if bs is None else _typed(bs, int, f"{where}.batch_size", minimum=1),
         max_length=None if ml is None else _typed(ml, int, f"{where}.max_length", minimum=1),
+        autocast=autocast,
     )
 
 

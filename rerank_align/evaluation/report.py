@@ -3,60 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from rerank_align.io import atomic_write, write_json
-
-LIBRARIES = (
-    "rerank_align",
-    "torch",
-    "transformers",
-    "sentence_transformers",
-    "accelerate",
-    "ir_measures",
-    "pytrec_eval",
-    "numpy",
-    "scipy",
-    "bm25s",
-)
-
-
-def library_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    dists = {
-        "pytrec_eval": "pytrec-eval-terrier",
-        "rerank_align": "rerank-align",
-        "sentence_transformers": "sentence-transformers",
-    }
-    out: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(dists.get(lib, lib))
-        except metadata.PackageNotFoundError:
-            out[lib] = None
-    return out
-
-
-def git_info(start: Path | None = None) -> dict[str, Any]:
-    cwd = str(start or Path(__file__).resolve().parent)
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return {"commit": commit or None, "dirty": bool(dirty)}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
+from rerank_align.provenance import git_info, library_versions
 
 
 def build_results(

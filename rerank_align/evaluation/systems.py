@@ -171,6 +171,12 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
         rr = Reranker.from_base(path, device=device, batch_size=bs, **spec.contract)
         info["path"] = path
         info["contract_fields"] = dict(spec.contract)
+    if getattr(spec, "autocast", None):
+        import torch
+
+        rr.autocast_dtype = getattr(torch, spec.autocast)
+        rr.fingerprint = f"{rr.fingerprint}+autocast-{spec.autocast}"
+        info["autocast"] = spec.autocast
     scorer = NamedScorer(rr, spec.name)
     info["fingerprint"] = scorer.fingerprint
     contract = getattr(rr, "contract", None)

@@ -12,27 +12,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import inspect
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-LIBRARIES = (
-    "torch",
-    "transformers",
-    "peft",
-    "trl",
-    "accelerate",
-    "bitsandbytes",
-    "sentence-transformers",
-    "huggingface_hub",
-    "safetensors",
-    "rerank-align",
-)
+from rerank_align.provenance import git_info, library_versions, sha256_file, sha256_path
 
 
 # -- the documented input construction (self-contained: copied verbatim into the card) -------------------------
@@ -80,55 +67,6 @@ def encode_pair(tokenizer, contract, query, document):
 
 
 # -- manifest ----------------------------------------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def sha256_path(path: str | os.PathLike) -> str:
-    """A file's sha256, or for a folder the sha256 over its files' relative names and hashes."""
-    p = Path(path)
-    if p.is_file():
-        return sha256_file(p)
-    h = hashlib.sha256()
-    for f in sorted(x for x in p.rglob("*") if x.is_file()):
-        h.update(f"{f.relative_to(p)}\0{sha256_file(f)}\n".encode())
-    return h.hexdigest()
-
-
-def git_commit() -> dict[str, Any]:
-    cwd = str(Path(__file__).resolve().parent)
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        return {"commit": commit or None, "dirty": bool(dirty) if commit else None}
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-
-
-def library_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {"python": sys.version.split()[0]}
-    for lib in LIBRARIES:
-        try:
-            out[lib] = metadata.version(lib)
-        except metadata.PackageNotFoundError:
-            out[lib] = None
-    return out
-
-
 def recipe_data_files(recipe: dict) -> list[str]:
     data = recipe.get("data") or {}
     files = [data.get("train_file"), data.get("beir"), data.get("run"), *(data.get("teacher_files") or [])]
@@ -144,7 +82,7 @@ def manifest(
     contract_file = directory / "reranker.json"
     return {
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git": git_commit(),
+        "git": git_info(),
         "versions": library_versions(),
         "recipe": str(recipe) if recipe else None,
         "recipe_sha256": sha256_file(recipe) if recipe else None,

@@ -69,12 +69,14 @@ def answer_logits(
     """z_yes, z_no from the two lm_head rows only."""
     lm_head = unwrap(model).get_output_embeddings()
     ids = [contract.answer_token_ids["yes"], contract.answer_token_ids["no"]]
+    h = h.float()  # the two answer rows in float32, also under autocast (bf16 logits would create ties)
     if _is_partitioned(lm_head.weight):
         # ZeRO-3: weights live in shards; calling the module gathers them (and partitions the gradient).
         z = lm_head(h)[:, ids]
     else:
-        bias = lm_head.bias[ids] if getattr(lm_head, "bias", None) is not None else None
-        z = F.linear(h, lm_head.weight[ids], bias)
+        bias = lm_head.bias[ids].float() if getattr(lm_head, "bias", None) is not None else None
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            z = F.linear(h, lm_head.weight[ids].float(), bias)
     z = z.float()
     return z[:, 0], z[:, 1]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import torch
 
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.encode import Doc, PairEncoder
-from rerank_align.scoring.forward import score_forward
+from rerank_align.scoring.forward import score_forward, unwrap
 from rerank_align.scoring.modeling import (
     architecture_of,
     build_contract,
@@ -26,6 +27,35 @@ from rerank_align.scoring.modeling import (
 
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextlib.contextmanager
+def fp32_heads(model: Any) -> Iterator[None]:
+    """Under autocast, run the scoring heads (everything outside the backbone, and the backbone's pooler) in
+    float32: a bf16 logit has ~3 significant digits, which would turn close scores into ties."""
+    base = unwrap(model)
+    heads = [m for name, m in base.named_children() if name != base.base_model_prefix]
+    pooler = getattr(getattr(base, base.base_model_prefix, None), "pooler", None)
+    if isinstance(pooler, torch.nn.Module):
+        heads.append(pooler)
+    saved = []
+    for module in heads:
+        orig = module.forward
+
+        def fp32_forward(*args: Any, _orig: Any = orig, **kwargs: Any) -> Any:
+            args = tuple(a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+            with torch.autocast(
+                device_type=args[0].device.type if args and torch.is_tensor(args[0]) else "cpu", enabled=False
+            ):
+                return _orig(*args, **kwargs)
+
+        module.forward = fp32_forward
+        saved.append((module, orig))
+    try:
+        yield
+    finally:
+        for module, orig in saved:
+            module.forward = orig
 
 
 def weights_fingerprint(path: str | os.PathLike) -> str:
@@ -205,7 +235,11 @@ class Reranker:
                     k: v.to(self.device) for k, v in self.encoder.collate([feats[i] for i in idx]).items()
                 }
                 if self.autocast_dtype is not None:
-                    with torch.autocast(device_type=self.device.split(":")[0], dtype=self.autocast_dtype):
+                    device_type = self.device.split(":")[0]
+                    with (
+                        torch.autocast(device_type=device_type, dtype=self.autocast_dtype),
+                        fp32_heads(self.model),
+                    ):
                         out = score_forward(self.model, self.contract, batch)
                 else:
                     out = score_forward(self.model, self.contract, batch)

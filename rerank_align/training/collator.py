@@ -32,12 +32,16 @@ class GroupCollator:
     Negatives beyond what fits are sampled with a RNG seeded by ``(seed, record index)``, so a record always yields
     the same group (resumed runs see the same data). Groups with fewer candidates are padded and masked.
     Labels are the record's ``labels`` (graded) when present, else 1 for the positive and 0 for negatives.
+    With ``in_batch`` every query is also scored against the other groups' documents (``in_batch_mask``).
     """
 
-    def __init__(self, encoder: PairEncoder, group_size: int, *, seed: int = 0) -> None:
+    def __init__(
+        self, encoder: PairEncoder, group_size: int, *, seed: int = 0, in_batch: bool = False
+    ) -> None:
         self.encoder = encoder
         self.group_size = group_size
         self.seed = seed
+        self.in_batch = in_batch
 
     def group(self, idx: int, rec: dict) -> tuple[list[dict], list[float], list[float] | None]:
         pos = rec["positives"][0]
@@ -74,7 +78,26 @@ class GroupCollator:
             queries.extend([rec["query"]] * n)
             docs.extend(d)
             ids.append(rec.get("qid", str(item["idx"])))
+        if self.in_batch:
+            # Every query against the real documents of the *other* groups: (B, (B-1)*G) extra negatives,
+            # appended after the group pairs (cost: B-1 times the group pairs).
+            ib_mask = torch.zeros(B, (B - 1) * G, dtype=torch.bool)
+            starts = [0]
+            for b in range(B):
+                starts.append(starts[-1] + int(mask[b].sum()))
+            for b, item in enumerate(items):
+                col = 0
+                for other in range(B):
+                    if other == b:
+                        continue
+                    n = starts[other + 1] - starts[other]
+                    ib_mask[b, col : col + n] = True
+                    queries.extend([item["record"]["query"]] * n)
+                    docs.extend(docs[starts[other] : starts[other + 1]])
+                    col += G
         batch: dict[str, Any] = self.encoder.collate(self.encoder.encode(queries, docs))
+        if self.in_batch:
+            batch["in_batch_mask"] = ib_mask
         batch["group_mask"] = mask
         batch["labels"] = labels
         if has_teacher:

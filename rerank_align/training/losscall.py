@@ -9,17 +9,7 @@ from typing import Any
 import torch
 
 from rerank_align.errors import RecipeError
-
-TENSOR_ARGS = (
-    "scores",
-    "mask",
-    "labels",
-    "teacher_scores",
-    "yes_logits",
-    "no_logits",
-    "in_batch_scores",
-    "in_batch_mask",
-)
+from rerank_align.losses import TENSOR_ARGS
 
 
 def tensor_params(fn: Callable) -> list[str]:

@@ -80,23 +80,33 @@ class ScoreTrainer(Trainer):
         return score_forward(model, self.contract, pairs)
 
     def _group_tensors(self, out: dict[str, torch.Tensor | None], inputs: dict[str, Any]) -> dict[str, Any]:
+        """Flat pair scores → (B, G) group tensors (+ (B, M) in-batch scores, which follow the group pairs)."""
         mask = inputs["group_mask"]
+        n_group = int(mask.sum())
 
-        def scatter(flat: torch.Tensor | None) -> torch.Tensor | None:
+        def scatter(flat: torch.Tensor | None, m: torch.Tensor) -> torch.Tensor | None:
             if flat is None:
                 return None
-            full = flat.new_zeros(mask.shape)
-            full[mask] = flat
+            full = flat.new_zeros(m.shape)
+            full[m] = flat
             return full
 
-        return {
-            "scores": scatter(out["scores"]),
-            "yes_logits": scatter(out.get("yes_logits")),
-            "no_logits": scatter(out.get("no_logits")),
+        def group(key: str) -> torch.Tensor | None:
+            flat = out.get(key)
+            return None if flat is None else scatter(flat[:n_group], mask)
+
+        tensors = {
+            "scores": group("scores"),
+            "yes_logits": group("yes_logits"),
+            "no_logits": group("no_logits"),
             "mask": mask,
             "labels": inputs["labels"],
             "teacher_scores": inputs.get("teacher_scores"),
         }
+        if "in_batch_mask" in inputs:
+            tensors["in_batch_scores"] = scatter(out["scores"][n_group:], inputs["in_batch_mask"])
+            tensors["in_batch_mask"] = inputs["in_batch_mask"]
+        return tensors
 
     def _loss(self, flat: dict[str, torch.Tensor | None], inputs: dict[str, Any]) -> torch.Tensor:
         loss = call_loss(self.loss_fn, self._group_tensors(flat, inputs), self.loss_args)

@@ -200,3 +200,54 @@ def test_qlora_train_eval_train(tiny_causal, task_dir, tmp_path):
     assert 0.0 <= summary["eval"]["eval_nDCG@10"] <= 1.0
     assert (tmp_path / "q" / "adapter_config.json").is_file()
     Reranker.from_pretrained(tmp_path / "q").score("q", ["d"])
+
+
+def test_in_batch_negatives_reach_the_loss(tiny_bert, task_dir, tmp_path):
+    """With in-batch negatives each query also sees the other groups' documents, in the InfoNCE denominator."""
+    from rerank_align.losses import infonce
+
+    d = recipe(
+        tiny_bert,
+        task_dir,
+        tmp_path / "ib",
+        kind="head",
+        method__in_batch_negatives=True,
+        method__group_size=3,
+    )
+    trainer, contract = build(d)
+    items = [trainer.train_dataset[i] for i in range(3)]
+    batch = trainer.data_collator(items)
+    assert batch["in_batch_mask"].shape == (3, 6) and int(batch["in_batch_mask"].sum()) == 18
+    trainer.model.eval()
+    with torch.no_grad():
+        loss = trainer.compute_loss(trainer.model, batch)
+        # by hand: score every query against every doc of the batch, then InfoNCE with the others' docs as extra
+        from rerank_align.scoring import PairEncoder, score_forward
+
+        enc = PairEncoder(trainer.processing_class, contract)
+        groups = [trainer.data_collator.group(it["idx"], it["record"])[0] for it in items]
+        full = torch.stack(
+            [
+                score_forward(
+                    trainer.model,
+                    contract,
+                    enc.collate(enc.encode([it["record"]["query"]] * 9, sum(groups, []))),
+                ).scores
+                for it in items
+            ]
+        )
+        own = torch.stack([full[b, 3 * b : 3 * b + 3] for b in range(3)])
+        others = torch.stack([torch.cat([full[b, : 3 * b], full[b, 3 * b + 3 :]]) for b in range(3)])
+        want = infonce(own, torch.ones(3, 3, dtype=torch.bool), batch["labels"], in_batch_scores=others)
+    assert abs(loss.item() - want.item()) < 1e-5
+    with pytest.raises(Exception, match="in-batch"):
+        parse_recipe(
+            recipe(
+                tiny_bert,
+                task_dir,
+                tmp_path / "x",
+                kind="head",
+                method__in_batch_negatives=True,
+                method__loss="bce",
+            )
+        )
