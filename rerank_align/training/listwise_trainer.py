@@ -28,6 +28,7 @@ from rerank_align.listwise.format import first_tokens
 from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.losses.ltr import ranknet
 from rerank_align.losses.token_weights import fullrank_token_weights, token_logps, weighted_token_nll
+from rerank_align.training.common import RerankTrainerMixin
 
 Method = Literal["fullrank", "first"]
 
@@ -203,7 +204,7 @@ def _sft_base():
     return SFTTrainer
 
 
-class ListwiseSFTTrainer(_sft_base()):  # type: ignore[misc]
+class ListwiseSFTTrainer(RerankTrainerMixin, _sft_base()):  # type: ignore[misc]
     def __init__(
         self,
         *a: Any,
@@ -252,16 +253,3 @@ class ListwiseSFTTrainer(_sft_base()):  # type: ignore[misc]
                 logs[k] = round(v[0] / max(v[1], 1e-9), 4)
             self._parts = {}
         return super().log(logs, start_time)
-
-    def _save(self, output_dir=None, state_dict=None):
-        super()._save(output_dir, state_dict)
-        if self.args.should_save and self.contract is not None:
-            self.contract.save(output_dir or self.args.output_dir)
-
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-        if self.ranking_eval is None:
-            return {}
-        metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.ranking_eval(self.model).items()}
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        return metrics

@@ -15,24 +15,18 @@ those of the unchunked step (the RNG state of each chunk is replayed, so dropout
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import Trainer
 
-from rerank_align.errors import RerankAlignError
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.forward import ScoreOutput, score_forward
+from rerank_align.training.common import RerankTrainerMixin
 from rerank_align.training.losscall import call_loss
 
 PAIR_KEYS = ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "image_grid_thw")
-
-
-class NonFiniteLossError(RerankAlignError):
-    pass
 
 
 def _rng_state() -> tuple:
@@ -45,7 +39,7 @@ def _set_rng_state(state: tuple) -> None:
         torch.cuda.set_rng_state_all(state[1])
 
 
-class ScoreTrainer(Trainer):
+class ScoreTrainer(RerankTrainerMixin, Trainer):
     # The loss is ours and is a per-micro-batch mean: the Trainer must divide it by the accumulation steps.
     # transformers 5 overwrites `model_accepts_loss_kwargs` from the model's forward signature in __init__, so the
     # switch that decides is `loss_is_scaled_for_ga`; both are set (the second again after __init__).
@@ -110,12 +104,7 @@ class ScoreTrainer(Trainer):
 
     def _loss(self, flat: dict[str, torch.Tensor | None], inputs: dict[str, Any]) -> torch.Tensor:
         loss = call_loss(self.loss_fn, self._group_tensors(flat, inputs), self.loss_args)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} for the batch of examples {inputs.get('example_ids')}",
-                where=f"training step {self.state.global_step + 1}",
-                hint="lower the learning rate or check these records",
-            )
+        self.check_finite(loss, inputs)
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -125,15 +114,10 @@ class ScoreTrainer(Trainer):
         return (loss, flat) if return_outputs else loss
 
     # -- gradient-cache step for large groups ---------------------------------------------------------------------
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        try:
-            if not self.chunk_size:
-                return super().training_step(model, inputs, num_items_in_batch)
-            return self._chunked_step(model, inputs)
-        except NonFiniteLossError as e:
-            path = self._save_on_fault()
-            e.hint = f"weights before this step saved to {path}; {e.hint}"
-            raise
+    def _training_step(self, model, inputs, num_items_in_batch=None):
+        if not self.chunk_size:
+            return super()._training_step(model, inputs, num_items_in_batch)
+        return self._chunked_step(model, inputs)
 
     def _chunked_step(self, model: Any, inputs: dict[str, Any]) -> torch.Tensor:
         model.train()
@@ -167,27 +151,3 @@ class ScoreTrainer(Trainer):
             self.accelerator.backward(surrogate)
         _set_rng_state(end_state)
         return loss.detach()
-
-    # -- faults, saving, evaluation -------------------------------------------------------------------------------
-    def _save_on_fault(self) -> Path:
-        """The weights before the failing step (reranker.json is written last, so a cut-short save is refused)."""
-        out = Path(self.args.output_dir) / f"checkpoint-fault-step{self.state.global_step + 1}"
-        self.save_model(str(out))
-        return out
-
-    def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
-        super()._save(output_dir, state_dict)
-        if self.args.should_save:
-            self.contract.save(output_dir or self.args.output_dir)
-
-    def evaluate(
-        self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"
-    ) -> dict[str, float]:
-        """In-training ranking evaluation: rerank the dev run with the live model (no loss-based eval loop)."""
-        if self.ranking_eval is None:
-            return {}
-        metrics = {f"{metric_key_prefix}_{k}": v for k, v in self.ranking_eval(self.model).items()}
-        metrics = {k: (v if math.isfinite(v) else 0.0) for k, v in metrics.items()}
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-        return metrics

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rerank_align.scoring.encode import PairEncoder
+from rerank_align.training.common import RerankTrainerMixin
 
 
 def sft_examples(records: list[dict], encoder: PairEncoder, group_size: int, seed: int) -> list[dict]:
@@ -43,24 +44,15 @@ def build_sft_yesno_trainer(recipe, model, tokenizer, contract, records, args, r
     args.max_length = max(len(e["input_ids"]) for e in examples)
     args.dataset_kwargs = {**(args.dataset_kwargs or {})}
 
-    class YesNoSFTTrainer(SFTTrainer):
-        def _save(self, output_dir=None, state_dict=None):
-            super()._save(output_dir, state_dict)
-            if self.args.should_save:
-                contract.save(output_dir or self.args.output_dir)
+    class YesNoSFTTrainer(RerankTrainerMixin, SFTTrainer):
+        pass
 
-        def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval"):
-            if ranking_eval is None:
-                return {}
-            metrics = {f"{metric_key_prefix}_{k}": v for k, v in ranking_eval(self.model).items()}
-            self.log(metrics)
-            self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
-            return metrics
-
-    return YesNoSFTTrainer(
+    trainer = YesNoSFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),
         eval_dataset=Dataset.from_list(examples[:1]) if ranking_eval else None,
         processing_class=tokenizer,
     )
+    trainer.contract, trainer.ranking_eval = contract, ranking_eval
+    return trainer

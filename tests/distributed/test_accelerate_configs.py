@@ -159,7 +159,6 @@ def test_zero2_two_processes(tiny_recipe, tiny_causal, tmp_path):
 
 
 @pytest.mark.distributed
-@pytest.mark.slow
 def test_zero3_saves_a_full_model_that_scores_as_the_in_memory_one(tiny_recipe, tiny_causal, tmp_path):
     r = launch(
         CONFIGS / "zero3.yaml",

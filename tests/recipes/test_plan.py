@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.recipes.conftest import REPO, RECIPES, rel
+from tests.recipes.conftest import RECIPES, REPO, rel
 
 # Published sizes (model cards) — the meta-device count from the built-in config table must match to 2 %.
 PUBLISHED_B = {
@@ -55,10 +55,15 @@ def test_local_folder_and_config_flag(tiny_causal, tmp_path):
     r = parse_recipe({"model": {"name_or_path": str(tiny_causal)}, "data": {"train_file": "x.jsonl"}})
     import transformers
 
-    exact = sum(p.numel() for p in transformers.AutoModelForCausalLM.from_pretrained(tiny_causal).parameters())
+    exact = sum(
+        p.numel() for p in transformers.AutoModelForCausalLM.from_pretrained(tiny_causal).parameters()
+    )
     assert model_numbers(r).params == exact
     r2 = parse_recipe(
-        {"model": {"name_or_path": "some/unknown-model", "architecture": "causal"}, "data": {"train_file": "x"}}
+        {
+            "model": {"name_or_path": "some/unknown-model", "architecture": "causal"},
+            "data": {"train_file": "x"},
+        }
     )
     assert model_numbers(r2, str(tiny_causal / "config.json")).params == exact
 
@@ -69,7 +74,10 @@ def test_unknown_hub_id_offline_is_one_line_with_the_fix():
     from rerank_align.plan import model_numbers
 
     r = parse_recipe(
-        {"model": {"name_or_path": "some/unknown-model", "architecture": "causal"}, "data": {"train_file": "x"}}
+        {
+            "model": {"name_or_path": "some/unknown-model", "architecture": "causal"},
+            "data": {"train_file": "x"},
+        }
     )
     with pytest.raises(RerankAlignError, match="--config"):
         model_numbers(r)
@@ -113,7 +121,10 @@ def test_advice_when_it_does_not_fit_and_every_advice_is_a_valid_override():
 def test_plan_runs_for_every_recipe(path, capsys):
     from rerank_align.plan import main
 
-    assert main([str(path), "--gpus", "8", "--accelerate-config", str(REPO / "recipes/accelerate/zero3.yaml")]) == 0
+    assert (
+        main([str(path), "--gpus", "8", "--accelerate-config", str(REPO / "recipes/accelerate/zero3.yaml")])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "per device" in text and "GiB" in text
     assert main([str(path), "--json", "--gpus", "2", "--zero", "2"]) == 0
@@ -130,8 +141,9 @@ def _measured(cases: list[str], tmp_path) -> list[dict]:
     return plan_vs_measured.run_cases(cases, tmp_path, steps=2)
 
 
+@pytest.mark.slow
 def test_plan_vs_measured_tiny(tmp_path):
-    """One cheap case in the default run; the full table is in the slow test below and the closing report."""
+    """The cheapest case (~1 min on 2 shared cores: a subprocess imports the stack and trains 2 steps)."""
     (row,) = _measured(["tiny_chunked"], tmp_path)
     print(row)
     assert 1 / FACTOR <= row["ratio"] <= FACTOR

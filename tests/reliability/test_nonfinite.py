@@ -48,3 +48,28 @@ def test_nonfinite_loss_stops_saves_and_names_the_batch(
     # the fault checkpoint holds the finite weights from before the bad step and serves scores
     scores = Reranker.from_pretrained(fault).score("query", ["a doc", "another doc"])
     assert all(torch.isfinite(torch.tensor(scores)))
+
+
+def test_nonfinite_loss_also_stops_the_sft_trainers(tiny_causal, syn_task, tmp_path, monkeypatch, capsys):
+    """The same guard lives in the shared trainer mixin, so TRL-based trainers (SFT yes/no) stop the same way."""
+    from trl import SFTTrainer
+
+    real = SFTTrainer.compute_loss
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        calls["n"] += 1
+        loss = real(self, *args, **kwargs)
+        return loss * float("nan") if calls["n"] == 2 else loss
+
+    monkeypatch.setattr(SFTTrainer, "compute_loss", poisoned)
+    out = tmp_path / "sft"
+    recipe = tiny_recipe(tiny_causal, syn_task, out, tmp_path / "r.yaml", max_steps=4)
+    from rerank_align.cli import main
+
+    rc = main(["train", str(recipe), "method.name=sft_yesno"])
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("error:")]
+    assert rc == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: training step 2: loss is nan") and "checkpoint-fault-step2" in lines[0]
+    Reranker.from_pretrained(out / "checkpoint-fault-step2").score("query", ["a doc"])
