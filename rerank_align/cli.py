@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 
-from rerank_align.errors import NotBuiltError, RerankAlignError
+from rerank_align.errors import RerankAlignError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -70,11 +69,10 @@ def _push(args: argparse.Namespace) -> int:
     return push_main(args.rest)
 
 
-def _not_built(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotBuiltError(f"'rerank-align {name}' is not built yet", hint="see the open issues")
+def _plan(args: argparse.Namespace) -> int:
+    from rerank_align.plan import main as plan_main
 
-    return run
+    return plan_main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("merge", "merge a LoRA adapter into its base, with a score-parity check", _merge),
         ("export", "export a yesno reranker as a sequence-classification model", _export),
         ("push", "push a model folder to the Hugging Face hub", _push),
-        ("plan", "estimate per-device memory of a recipe", _not_built("plan")),
+        ("plan", "estimate per-device memory of a recipe", _plan),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -67,7 +67,9 @@ def section(cls: type, key: str) -> list[str]:
         if "help" not in f.metadata:
             continue
         name = f"{key}.{f.name}" if key else f.name
-        lines.append(f"| `{name}` | {_type(hints[f.name])} | {_default(f)} | {f.metadata['help']}{_bounds(f)} |")
+        lines.append(
+            f"| `{name}` | {_type(hints[f.name])} | {_default(f)} | {f.metadata['help']}{_bounds(f)} |"
+        )
     return [*lines, ""]
 
 

@@ -24,15 +24,28 @@ from pathlib import Path
 CASES = {
     # name: (model, recipe overrides)
     "tiny": ("tiny", {"per_device_train_batch_size": 8, "group_size": 8, "max_length": 256}),
-    "tiny_chunked": ("tiny", {"per_device_train_batch_size": 8, "group_size": 8, "max_length": 256, "chunk_size": 8}),
+    "tiny_chunked": (
+        "tiny",
+        {"per_device_train_batch_size": 8, "group_size": 8, "max_length": 256, "chunk_size": 8},
+    ),
     "tiny_checkpointing": (
         "tiny",
-        {"per_device_train_batch_size": 8, "group_size": 8, "max_length": 256, "gradient_checkpointing": True},
+        {
+            "per_device_train_batch_size": 8,
+            "group_size": 8,
+            "max_length": 256,
+            "gradient_checkpointing": True,
+        },
     ),
     "minilm": ("minilm", {"per_device_train_batch_size": 8, "group_size": 4, "max_length": 256}),
     "minilm_checkpointing": (
         "minilm",
-        {"per_device_train_batch_size": 8, "group_size": 4, "max_length": 256, "gradient_checkpointing": True},
+        {
+            "per_device_train_batch_size": 8,
+            "group_size": 4,
+            "max_length": 256,
+            "gradient_checkpointing": True,
+        },
     ),
 }
 
@@ -140,7 +153,9 @@ def run_cases(cases: list[str], workdir: Path, steps: int = 3) -> list[dict]:
                 "estimated_mib": round(total / 2**20, 1),
                 "measured_mib": round(got["measured_bytes"] / 2**20, 1),
                 "ratio": round(got["measured_bytes"] / total, 2),
-                "estimate": {k: round(v / 2**20, 1) for k, v in est["estimate"].items() if isinstance(v, float)},
+                "estimate": {
+                    k: round(v / 2**20, 1) for k, v in est["estimate"].items() if isinstance(v, float)
+                },
             }
         )
     return rows

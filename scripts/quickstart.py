@@ -22,7 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--smoke", action="store_true", help="a few queries and steps: proves the path, not the quality")
+    p.add_argument(
+        "--smoke", action="store_true", help="a few queries and steps: proves the path, not the quality"
+    )
     p.add_argument("--out", default="outputs/quickstart")
     args = p.parse_args()
     os.chdir(REPO)
@@ -64,7 +66,12 @@ def main() -> int:
         f"training.output_dir={out / 'minilm-scifact'}",
     ]
     if args.smoke:
-        overrides += ["data.max_train_samples=8", "training.max_steps=2", f"data.depth={depth}", "data.num_negatives=3"]
+        overrides += [
+            "data.max_train_samples=8",
+            "training.max_steps=2",
+            f"data.depth={depth}",
+            "data.num_negatives=3",
+        ]
         overrides += ["method.group_size=4"]
     train_main(["recipes/quickstart/minilm_scifact.yaml", *overrides])
 

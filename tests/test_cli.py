@@ -24,9 +24,9 @@ def test_help_lists_every_subcommand():
         assert cmd in out
 
 
-def test_unbuilt_subcommand_answers_one_line():
+def test_a_user_error_answers_one_line_without_traceback():
     proc = subprocess.run(
-        [sys.executable, "-m", "rerank_align.cli", "plan", "x"], capture_output=True, text=True
+        [sys.executable, "-m", "rerank_align.cli", "plan", "missing.yaml"], capture_output=True, text=True
     )
     assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "not built yet" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and "missing.yaml" in proc.stderr and "Traceback" not in proc.stderr

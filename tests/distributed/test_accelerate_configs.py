@@ -4,7 +4,7 @@ user launches it: ``accelerate launch --config_file recipes/accelerate/<cfg>.yam
 the in-memory model).
 
 CPU-only launcher overrides, passed on the command line here and never written into the shipped configs:
-``--num_processes 2`` (the configs say 8, for an 8-GPU node) and the recipe's ``training.use_cpu`` default (set by
+``--num_processes 2`` (the configs say 8, for an 8-GPU node), ``--main_process_port <free port>`` and the recipe's ``training.use_cpu`` default (set by
 train.py when CUDA is absent). DeepSpeed ops compile on first use (~20-100 s on 2 shared cores) and are cached in
 TORCH_EXTENSIONS_DIR (the Makefile's .cache/torch_extensions).
 
@@ -80,6 +80,15 @@ training: {{learning_rate: 1.0e-3, disable_tqdm: true, max_steps: 2, per_device_
     return path
 
 
+def free_port() -> int:
+    """A free TCP port for the rendezvous (the configs' default 29500 may be held by another test's launch)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def launch(
     config: Path, recipe: Path, out: Path, *overrides: str, processes: int = 2, timeout: int = 600
 ) -> dict:
@@ -99,6 +108,8 @@ def launch(
         str(config),
         "--num_processes",
         str(processes),
+        "--main_process_port",
+        str(free_port()),
         str(REPO / "tests" / "distributed" / "train_and_score.py"),
         str(recipe),
         f"training.output_dir={out}",

@@ -94,7 +94,23 @@ def test_unbuilt_method_says_so_in_one_line(path, capsys):
     assert "not built yet" in err and "\n" not in err
 
 
-@pytest.mark.parametrize("path", BUILT, ids=rel)
+# The 4B / 8B Qwen3 recipes repeat the 0.6B ones with LoRA / QLoRA: one representative of each runs by default,
+# the rest with `make test-slow` (keeps the default suite well under its 10-minute budget on 2 CPU cores).
+DEFAULT_REPRESENTATIVES = (
+    "recipes/qwen3-4b/sft_yesno/",
+    "recipes/qwen3-4b/first/",
+    "recipes/qwen3-8b/contrastive/",
+)
+
+
+def _run_param(p):
+    r = rel(p)
+    big = r.startswith(("recipes/qwen3-4b/", "recipes/qwen3-8b/"))
+    slow = big and not r.startswith(DEFAULT_REPRESENTATIVES)
+    return pytest.param(p, id=r, marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize("path", [_run_param(p) for p in BUILT])
 def test_recipe_trains_two_steps_on_the_tiny_model(path, tiny_causal, tiny_bert, recipe_task, tmp_path):
     from rerank_align import train
     from rerank_align.config import load_recipe
