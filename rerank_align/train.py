@@ -90,19 +90,22 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     return records
 
 
-def save_recipe(recipe: Recipe, output_dir: str) -> None:
-    """The resolved recipe next to the weights (merge, cards and reproducibility read it)."""
+def recipe_yaml(recipe: Recipe) -> str:
+    """The resolved recipe as YAML; every save writes it beside the weights (merge, cards, QLoRA reloads read it)."""
     import dataclasses
 
     import yaml
 
-    from rerank_align.io import atomic_write
-
     data = dataclasses.asdict(recipe)
     data.pop("source", None)
+    return f"# resolved from {recipe.source}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def save_recipe(recipe: Recipe, output_dir: str) -> None:
+    from rerank_align.io import atomic_write
+
     with atomic_write(Path(output_dir) / "recipe.yaml") as fh:
-        fh.write(f"# resolved from {recipe.source}\n")
-        yaml.safe_dump(data, fh, sort_keys=False, allow_unicode=True)
+        fh.write(recipe_yaml(recipe))
 
 
 def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any:
@@ -217,6 +220,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
             recipe.eval, contract, tokenizer, keep_train_mode=recipe.quantization.load_in_4bit
         )
     trainer = TRAINERS[spec.trainer](recipe, model, tokenizer, contract, records, args, ranking_eval)
+    trainer.recipe_text = recipe_yaml(recipe)
     trainer.add_callback(CommitCheckpoints())  # a checkpoint counts only once every file of it is written
     gather_zero3_weights_on_save(trainer)
     resume = resolve_resume(recipe.training.get("resume_from_checkpoint"), args.output_dir)
@@ -224,10 +228,9 @@ def run(recipe: Recipe) -> dict[str, Any]:
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
-    trainer.save_model(args.output_dir)
-    if trainer.is_world_process_zero():
-        contract.save(args.output_dir)
-        save_recipe(recipe, args.output_dir)
+    trainer.save_model(
+        args.output_dir
+    )  # weights, tokenizer, recipe.yaml, then reranker.json (the mixin's _save)
     summary: dict[str, Any] = {
         "output_dir": args.output_dir,
         "train_seconds": round(train_seconds, 2),

@@ -55,6 +55,7 @@ def main() -> int:
             "--teacher", f"run:{out / 'bm25_train.run'}",
             "--beir", "data/scifact", "--split", "train", "--run", str(out / "bm25_train.run"),
             "--depth", str(depth), "--out", str(out / "teacher.jsonl"),
+            "--max-length", "128", "--autocast", "bfloat16",
             *(["--max-queries", "8"] if args.smoke else []),
         ]
     )  # fmt: skip

@@ -62,8 +62,8 @@ def markdown(results: dict, plots: list[str] | None = None) -> str:
         f"- created: {results['created']}; git commit: `{results['git'].get('commit')}`"
         + (" (dirty)" if results["git"].get("dirty") else ""),
         f"- command: `{' '.join(results['command'] or [])}`",
-        f"- baseline: **{base}**; † / ‡: better or worse than the baseline at α={alpha} after Holm correction "
-        "(paired randomisation test / paired t-test, per query)",
+        f"- baseline: **{base}**; † significant by the paired randomisation test, ‡ by the paired t-test (per query, "
+        f"α={alpha}, Holm-corrected across systems); the sign of Δ below gives the direction",
         "- unjudged documents count as non-relevant; `judged@10` is the fraction of the top 10 that is judged",
         "",
         "## Systems",

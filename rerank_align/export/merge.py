@@ -164,21 +164,7 @@ def load_base(
         trust_remote_code=trust_remote_code,
         **kwargs,
     )
-    if quant is not None:
-        fp32_4bit_compute(model)
-    return model
-
-
-def fp32_4bit_compute(model: Any) -> None:
-    """Make bitsandbytes 4-bit layers compute in float32 on CPU too.
-
-    On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights at the first eval forward and runs a fused kernel
-    that casts activations to bfloat16 — a ~1e-3 score difference that is not the merge's doing. With the flag off,
-    the layer dequantizes and multiplies in its float32 compute dtype, as on a GPU.
-    """
-    for module in model.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
+    return model  # load_model already makes 4-bit layers compute exactly (exact_4bit_compute)
 
 
 def _merge_and_unload(peft_model: Any) -> Any:

@@ -174,7 +174,21 @@ def load_model(
         raise
     if contract.kind == "head" and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = model.config.eos_token_id
+    if quantization_config is not None:
+        exact_4bit_compute(model)
     return model
+
+
+def exact_4bit_compute(model: Any) -> None:
+    """Make bitsandbytes 4-bit layers compute in their compute dtype on CPU in eval mode too.
+
+    On CPUs with AVX512-BF16, bitsandbytes repacks 4-bit weights at the first eval forward and runs a fused kernel
+    that casts activations to bfloat16 (~1e-3 score difference), while training forwards dequantize and multiply in
+    the compute dtype. Scoring must equal training, so the fused path is switched off, as it is on a GPU.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def build_contract(

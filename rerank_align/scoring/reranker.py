@@ -128,12 +128,18 @@ class Reranker:
         allow_pickle: bool = False,
         trust_remote_code: bool = False,
     ) -> Reranker:
-        """Load a folder saved by rerank_align (full model or LoRA adapter) with its reranker.json."""
+        """Load a folder saved by rerank_align (full model or LoRA adapter) with its reranker.json.
+
+        A LoRA adapter is loaded onto its base model (``base_model`` in reranker.json); when the trainer's
+        ``recipe.yaml`` beside it says the base was 4-bit (QLoRA), the base is loaded in 4-bit the same way."""
         path = Path(path)
         contract = ScoringContract.load(path)
         if is_adapter_dir(path):
             from peft import PeftModel
 
+            from rerank_align.training.model import saved_quantization
+
+            # a QLoRA adapter scores as trained only on its 4-bit base (the quantisation error is part of the model)
             base = load_model(
                 contract.base_model,
                 contract,
@@ -141,6 +147,7 @@ class Reranker:
                 dtype=dtype,
                 allow_pickle=allow_pickle,
                 trust_remote_code=trust_remote_code,
+                quantization_config=saved_quantization(path),
             )
             model = PeftModel.from_pretrained(base, str(path))
         else:

@@ -1,6 +1,7 @@
 """What every rerank_align trainer shares, as a mixin placed before the transformers / TRL trainer class:
 
-- every save (checkpoints and the final model) writes ``reranker.json`` next to the weights, after them;
+- every save (checkpoints and the final model) writes the resolved ``recipe.yaml`` and then ``reranker.json``
+  next to the weights, after them;
 - ``evaluate()`` is the in-training *ranking* evaluation (rerank a dev run with the live model), not a loss loop;
 - a non-finite loss stops training with one line naming the step and the batch's example ids, after saving the
   weights from before that step to ``checkpoint-fault-step<N>``.
@@ -24,6 +25,7 @@ class NonFiniteLossError(RerankAlignError):
 class RerankTrainerMixin:
     contract: Any = None
     ranking_eval: Any = None
+    recipe_text: str | None = None
 
     def check_finite(self, loss: torch.Tensor, inputs: dict[str, Any]) -> None:
         if not torch.isfinite(loss).all():
@@ -55,8 +57,15 @@ class RerankTrainerMixin:
 
     def _save(self, output_dir: str | None = None, state_dict: Any = None) -> None:
         super()._save(output_dir, state_dict)
-        if self.args.should_save and self.contract is not None:
-            self.contract.save(output_dir or self.args.output_dir)
+        if self.args.should_save:
+            out = Path(output_dir or self.args.output_dir)
+            if self.recipe_text is not None:
+                from rerank_align.io import atomic_write
+
+                with atomic_write(out / "recipe.yaml") as fh:
+                    fh.write(self.recipe_text)
+            if self.contract is not None:  # last: a folder without reranker.json is not a finished save
+                self.contract.save(out)
 
     def evaluate(
         self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"

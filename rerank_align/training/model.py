@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from rerank_align.config.recipe import Recipe
+from rerank_align.config.recipe import QuantizationConfig, Recipe
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.modeling import load_model
 
 
 def quantization_config(recipe: Recipe) -> Any:
-    q = recipe.quantization
+    return bnb_config(recipe.quantization)
+
+
+def bnb_config(q: QuantizationConfig) -> Any:
+    """The BitsAndBytesConfig of a recipe's ``quantization`` section (None unless 4-bit)."""
     if not q.load_in_4bit:
         return None
     import torch
@@ -23,6 +28,19 @@ def quantization_config(recipe: Recipe) -> Any:
         bnb_4bit_use_double_quant=q.double_quant,
         bnb_4bit_quant_storage=getattr(torch, q.quant_storage),
     )
+
+
+def saved_quantization(directory: str | Path) -> Any:
+    """The 4-bit config an adapter was trained with, from the ``recipe.yaml`` the trainer saved beside it."""
+    path = Path(directory) / "recipe.yaml"
+    if not path.is_file():
+        return None
+    import yaml
+
+    from rerank_align.config.strict import from_dict
+
+    section = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("quantization") or {}
+    return bnb_config(from_dict(QuantizationConfig, section, "quantization"))
 
 
 def build_model(recipe: Recipe, contract: ScoringContract) -> Any:

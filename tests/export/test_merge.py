@@ -60,9 +60,18 @@ def test_merge_qlora_into_dequantized_base(qlora_yesno, tmp_path):
     assert "quantization_config" not in cfg
     meta = json.loads((out / "merge_report.json").read_text())
     assert meta["qlora"] == {"quant_type": "nf4", "double_quant": True}
-    # merging into the original full-precision base instead would change the scores: dequantizing matters
+    # Reranker.from_pretrained puts the adapter back on its 4-bit base (recipe.yaml), so it scores as merged ...
     merged = Reranker.from_pretrained(out).score_pairs(Q, D)
-    on_fp_base = Reranker.from_pretrained(qlora_yesno).score_pairs(Q, D)  # plain LoRA load, fp32 base
+    assert np.abs(merged - Reranker.from_pretrained(qlora_yesno).score_pairs(Q, D)).max() <= 1e-4
+    # ... while the adapter on the original full-precision base would not: dequantizing matters
+    from peft import PeftModel
+
+    from rerank_align.scoring import ScoringContract
+    from rerank_align.scoring.modeling import load_model, load_tokenizer
+
+    contract = ScoringContract.load(qlora_yesno)
+    fp_model = PeftModel.from_pretrained(load_model(contract.base_model, contract), str(qlora_yesno))
+    on_fp_base = Reranker(fp_model, load_tokenizer(str(qlora_yesno)), contract).score_pairs(Q, D)
     assert np.abs(merged - on_fp_base).max() > 1e-4
     assert (out / "recipe.yaml").is_file()
 

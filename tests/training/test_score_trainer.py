@@ -251,3 +251,29 @@ def test_in_batch_negatives_reach_the_loss(tiny_bert, task_dir, tmp_path):
                 method__loss="bce",
             )
         )
+
+
+def test_qlora_adapter_reloads_on_its_4bit_base(tiny_causal, task_dir, tmp_path):
+    """Reranker.from_pretrained puts a QLoRA adapter back on a 4-bit base (from the saved recipe.yaml), so its
+    scores are the trained model's, not the full-precision base's."""
+    from rerank_align.train import save_recipe
+    from rerank_align.training.ranking_eval import scoring_mode
+
+    d = recipe(
+        tiny_causal, task_dir, tmp_path / "q", kind="yesno", peft__enabled=True, peft__r=4,
+        quantization__load_in_4bit=True, quantization__compute_dtype="float32", quantization__quant_storage="float32",
+    )  # fmt: skip
+    trainer, contract = build(d)
+    trainer.train()
+    out = tmp_path / "adapter"
+    trainer.save_model(str(out))
+    save_recipe(parse_recipe(d), str(out))
+    docs = ["zuga fine kalomi", "suta ripe", "x"]
+    live = Reranker(trainer.model, trainer.processing_class, contract, live=True)
+    with scoring_mode(trainer.model, keep_train_mode=True):
+        in_memory = torch.tensor(live.score("about suta", docs))
+    reloaded = Reranker.from_pretrained(out)
+    assert any("4bit" in type(m).__name__ for m in reloaded.model.modules())
+    with scoring_mode(reloaded.model, keep_train_mode=True):
+        served = torch.tensor(reloaded.score("about suta", docs))
+    assert (served - in_memory).abs().max().item() <= 1e-5
