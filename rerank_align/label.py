@@ -24,15 +24,11 @@ Pairs = dict[str, list[str]]  # qid → doc ids
 
 
 def _candidates_from_beir(args: argparse.Namespace) -> tuple[Pairs, dict[str, Any], dict[str, dict]]:
-    from rerank_align.data import load_beir, read_run
+    from rerank_align.data import load_beir
+    from rerank_align.data.bm25 import first_stage
 
     col = load_beir(args.beir, split=args.split)
-    if args.run:
-        run = read_run(args.run)
-    else:
-        from rerank_align.data.bm25 import bm25_run
-
-        run = bm25_run(col, list(col.qrels), k=args.depth)
+    run = first_stage(col, args.run, depth=args.depth)
     pairs: Pairs = {}
     for qid, judged in col.qrels.items():
         docs = [d for d, _ in run.get(qid, [])[: args.depth] if d in col.corpus]

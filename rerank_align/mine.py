@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rerank_align.data import groups_from_run, load_beir, read_run
+from rerank_align.data import groups_from_run, load_beir
+from rerank_align.data.bm25 import first_stage
 from rerank_align.io import write_jsonl
 
 
@@ -20,12 +21,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     col = load_beir(args.beir, split=args.split)
-    if args.run:
-        run = read_run(args.run)
-    else:
-        from rerank_align.data.bm25 import bm25_run
-
-        run = bm25_run(col, list(col.qrels), k=args.depth)
+    run = first_stage(col, args.run, depth=args.depth)
     groups = groups_from_run(
         col, run, num_negatives=args.num_negatives, depth=args.depth, sampling=args.sampling, seed=args.seed
     )

@@ -53,7 +53,8 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
     import random
 
-    from rerank_align.data import groups_from_run, load_beir, read_group_records, read_run
+    from rerank_align.data import groups_from_run, load_beir, read_group_records
+    from rerank_align.data.bm25 import first_stage
     from rerank_align.training.teachers import attach, ensemble, read_teacher_file
 
     d = recipe.data
@@ -66,12 +67,7 @@ def load_training_records(recipe: Recipe) -> list[dict]:
             records = attach(records, teacher, source=", ".join(d.teacher_files))
     else:
         col = load_beir(d.beir, split=d.split)
-        if d.run:
-            run = read_run(d.run)
-        else:
-            from rerank_align.data.bm25 import bm25_run
-
-            run = bm25_run(col, list(col.qrels), k=d.depth)
+        run = first_stage(col, d.run, depth=d.depth)
         records = groups_from_run(
             col,
             run,
@@ -99,13 +95,6 @@ def recipe_yaml(recipe: Recipe) -> str:
     data = dataclasses.asdict(recipe)
     data.pop("source", None)
     return f"# resolved from {recipe.source}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-def save_recipe(recipe: Recipe, output_dir: str) -> None:
-    from rerank_align.io import atomic_write
-
-    with atomic_write(Path(output_dir) / "recipe.yaml") as fh:
-        fh.write(recipe_yaml(recipe))
 
 
 def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any:

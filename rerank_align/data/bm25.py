@@ -42,3 +42,12 @@ def bm25_run(
         keep = np.asarray(sc) > 0
         run[qid] = [(doc_ids[i], float(s)) for i, s in zip(np.asarray(idx)[keep], np.asarray(sc)[keep])]
     return run
+
+
+def first_stage(collection: Collection, run_path: str | None, *, depth: int) -> Run:
+    """The candidates of every judged query: the given TREC run, or BM25 (bm25s, as above) when there is none."""
+    if run_path:
+        from rerank_align.data.beir import read_run
+
+        return read_run(run_path)
+    return bm25_run(collection, list(collection.qrels), k=depth)

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from rerank_align.config.recipe import EvalConfig
-from rerank_align.data import load_beir, read_run
+from rerank_align.data import load_beir
+from rerank_align.data.bm25 import first_stage
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.reranker import Reranker
 
@@ -81,12 +82,7 @@ def make_ranking_eval(
     batch_size: int = 64,
 ) -> Callable[[Any], dict[str, float]]:
     collection = load_beir(cfg.beir, split=cfg.split)
-    if cfg.run:
-        run = read_run(cfg.run)
-    else:
-        from rerank_align.data.bm25 import bm25_run
-
-        run = bm25_run(collection, list(collection.qrels), k=cfg.depth)
+    run = first_stage(collection, cfg.run, depth=cfg.depth)
     qids = sorted(q for q in collection.qrels if q in run)[: cfg.max_queries]
 
     def evaluate_model(model: Any) -> dict[str, float]:

@@ -256,7 +256,7 @@ def test_in_batch_negatives_reach_the_loss(tiny_bert, task_dir, tmp_path):
 def test_qlora_adapter_reloads_on_its_4bit_base(tiny_causal, task_dir, tmp_path):
     """Reranker.from_pretrained puts a QLoRA adapter back on a 4-bit base (from the saved recipe.yaml), so its
     scores are the trained model's, not the full-precision base's."""
-    from rerank_align.train import save_recipe
+    from rerank_align.train import recipe_yaml
     from rerank_align.training.ranking_eval import scoring_mode
 
     d = recipe(
@@ -264,10 +264,10 @@ def test_qlora_adapter_reloads_on_its_4bit_base(tiny_causal, task_dir, tmp_path)
         quantization__load_in_4bit=True, quantization__compute_dtype="float32", quantization__quant_storage="float32",
     )  # fmt: skip
     trainer, contract = build(d)
+    trainer.recipe_text = recipe_yaml(parse_recipe(d))  # as train.run sets it: every save writes recipe.yaml
     trainer.train()
     out = tmp_path / "adapter"
     trainer.save_model(str(out))
-    save_recipe(parse_recipe(d), str(out))
     docs = ["zuga fine kalomi", "suta ripe", "x"]
     live = Reranker(trainer.model, trainer.processing_class, contract, live=True)
     with scoring_mode(trainer.model, keep_train_mode=True):
