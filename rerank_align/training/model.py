@@ -9,6 +9,8 @@ from rerank_align.config.recipe import QuantizationConfig, Recipe
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.modeling import load_model
 
+HEAD_MODULES = ("lm_head", "score", "classifier", "pooler")
+
 
 def quantization_config(recipe: Recipe) -> Any:
     return bnb_config(recipe.quantization)
@@ -27,6 +29,9 @@ def bnb_config(q: QuantizationConfig) -> Any:
         bnb_4bit_compute_dtype=getattr(torch, q.compute_dtype),
         bnb_4bit_use_double_quant=q.double_quant,
         bnb_4bit_quant_storage=getattr(torch, q.quant_storage),
+        # the scoring heads stay in full precision: a new head would be quantised before it is initialised,
+        # and a 4-bit head cannot be trained (it is in modules_to_save)
+        llm_int8_skip_modules=list(HEAD_MODULES),
     )
 
 

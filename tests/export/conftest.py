@@ -32,14 +32,12 @@ def make_adapter(
         tok, base_model=str(base), kind=kind, architecture=architecture, **contract_fields
     )
     kwargs = {}
-    if qlora:
-        from transformers import BitsAndBytesConfig
+    if qlora:  # the same 4-bit config the trainer uses (nf4, double quant, heads kept in full precision)
+        from rerank_align.config.recipe import QuantizationConfig
+        from rerank_align.training.model import bnb_config
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.float32,
+        kwargs["quantization_config"] = bnb_config(
+            QuantizationConfig(load_in_4bit=True, compute_dtype="float32", quant_storage="float32")
         )
     torch.manual_seed(seed)
     model = load_model(str(base), contract, dtype="float32", **kwargs)
