@@ -228,9 +228,8 @@ def merge(
     base_model = load_base(base_path, contract, quant, device, trust_remote_code=trust_remote_code)
     if quant is not None:
         base_model = base_model.dequantize(dtype=torch.float32) or base_model
-        for attr in ("quantization_config",):
-            if hasattr(base_model.config, attr):
-                delattr(base_model.config, attr)
+        if hasattr(base_model.config, "quantization_config"):
+            del base_model.config.quantization_config
         base_model.is_quantized = False
     merged = _merge_and_unload(PeftModel.from_pretrained(base_model, str(adapter_dir)))
     merged_scores = scores_of(merged, tokenizer, contract, queries, docs, device)

@@ -27,23 +27,9 @@ from typing import Any
 from rerank_align.errors import ContractError
 from rerank_align.listwise.format import answer_with_spans, render_identifier
 from rerank_align.scoring.contract import ListFormat, ScoringContract, format_document, query_text
+from rerank_align.scoring.templates import split_template
 
 MIN_PASSAGE_TOKENS = 4
-
-
-def _split(template: str, names: tuple[str, ...]) -> list[str]:
-    """Split ``template`` into literal pieces and ``{name}`` placeholders."""
-    pieces: list[str] = []
-    rest = template
-    while True:
-        hits = [(rest.find("{" + n + "}"), n) for n in names if "{" + n + "}" in rest]
-        if not hits:
-            pieces.append(rest)
-            return pieces
-        pos, n = min(hits)
-        pieces.append(rest[:pos])
-        pieces.append("{" + n + "}")
-        rest = rest[pos + len(n) + 2 :]
 
 
 def _cut(ids: list[int], n: int, side: str) -> list[int]:
@@ -111,13 +97,13 @@ class ListPromptBuilder:
         dside = c.truncation_side["document"]
         d_ids = [_cut(d, c.max_document_length, dside) for d in d_ids]
 
-        outer = _split(f.prompt_template.replace("{n}", str(n)), ("query", "passages"))
+        outer = split_template(f.prompt_template.replace("{n}", str(n)), ("query", "passages"))
         n_query = outer.count("{query}")
         fixed = sum(len(self.literal(p)) for p in outer if p not in ("{query}", "{passages}"))
         p_pieces = []
         for k in range(n):
             ident = render_identifier(f.identifier, k, f.first_index)
-            pieces = _split(f.passage_template.replace("{identifier}", ident), ("document",))
+            pieces = split_template(f.passage_template.replace("{identifier}", ident), ("document",))
             p_pieces.append(pieces)
             fixed += sum(len(self.literal(p)) for p in pieces if p != "{document}")
         budget = c.max_length - self.answer_reserve(n) - extra_reserve

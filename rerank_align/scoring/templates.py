@@ -91,12 +91,13 @@ def resolve_template(template: str, *, instruction: str | None, bos: str | None,
     return out
 
 
-def split_template(template: str) -> list[str]:
-    """Split a resolved template into literal pieces and field names, e.g. ``["Q: ", "{query}", " D: ", "{document}", ""]``."""
+def split_template(template: str, fields: tuple[str, ...] = FIELDS) -> list[str]:
+    """Split a template into literal pieces and ``{field}`` placeholders, e.g. ``["Q: ", "{query}", " D: ",
+    "{document}", ""]``; only the names in ``fields`` are placeholders."""
     pieces: list[str] = []
     rest = template
     while True:
-        positions = [(rest.find("{" + f + "}"), f) for f in FIELDS if ("{" + f + "}") in rest]
+        positions = [(rest.find("{" + f + "}"), f) for f in fields if ("{" + f + "}") in rest]
         if not positions:
             pieces.append(rest)
             return pieces
