@@ -73,6 +73,11 @@ class SystemSpec:
     autocast: str | None = None
     """``reranker`` / ``base``: run the forward under ``torch.autocast`` in this dtype (``bfloat16``): faster on
     CPUs with bf16 units, scores differ from fp32 by ~1e-2 and are cached separately."""
+    fuse_first_stage: float | None = None
+    """``reranker`` / ``base`` / ``cross_encoder``: order by ``w · z(reranker) + (1 − w) · z(first stage)``, each
+    score z-normalised over the query's reranked candidates (score interpolation with the first stage, as in
+    Wang et al. 2021, arXiv 2104.05740). ``w`` in [0, 1]; choose it on held-out queries, never on the test
+    queries. The reranker's raw scores are cached as for the unfused system, so listing both costs one scoring."""
 
 
 @dataclass
@@ -245,6 +250,16 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         if kind not in ("reranker", "base"):
             raise SuiteError("'autocast' applies to 'reranker' and 'base' systems", where=f"{where}.autocast")
         autocast = _enum(autocast, ("bfloat16", "float16"), f"{where}.autocast")
+    fuse = obj.get("fuse_first_stage")
+    if fuse is not None:
+        if kind not in ("reranker", "base", "cross_encoder"):
+            raise SuiteError(
+                "'fuse_first_stage' applies to reranker, base and cross_encoder systems",
+                where=f"{where}.fuse_first_stage",
+            )
+        fuse = _typed(fuse, float, f"{where}.fuse_first_stage", minimum=0.0)
+        if fuse > 1.0:
+            raise SuiteError(f"must be <= 1, got {fuse!r}", where=f"{where}.fuse_first_stage")
     return SystemSpec(
         name=name,
         type=kind,
@@ -253,6 +268,7 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         batch_size=None if bs is None else _typed(bs, int, f"{where}.batch_size", minimum=1),
         max_length=None if ml is None else _typed(ml, int, f"{where}.max_length", minimum=1),
         autocast=autocast,
+        fuse_first_stage=fuse,
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rerank_align.errors import InputError
+from rerank_align.errors import InputError, RerankAlignError
 from rerank_align.evaluation.cache import ScoreCache, doc_key, query_key
 from rerank_align.evaluation.config import CollectionSpec, Suite, SuiteError
 from rerank_align.evaluation.metrics import canonical_name, evaluate, final_order, mean
@@ -183,8 +183,11 @@ def score_rankings(
     progress: Any = None,
     task: Any = None,
     chunk_pairs: int | None = None,
+    fuse_first_stage: float | None = None,
 ) -> tuple[dict[str, list[str]], dict[str, int]]:
-    """Final orders for ``qids`` (``{qid: [doc ids]}``) and counters ``{"scored", "cached"}``."""
+    """Final orders for ``qids`` (``{qid: [doc ids]}``) and counters ``{"scored", "cached"}``.
+
+    ``fuse_first_stage=w`` orders by ``w · z(scores) + (1 − w) · z(first-stage scores)`` per query."""
     rankings: dict[str, list[str]] = {}
     stats = {"scored": 0, "cached": 0}
     if scorer is None:
@@ -192,6 +195,11 @@ def score_rankings(
             rankings[q] = final_order(prep.run.get(q, []), None, prep.depth)
         return rankings, stats
     if getattr(scorer, "listwise", False):
+        if fuse_first_stage is not None:
+            raise RerankAlignError(
+                f"system {scorer.name!r} is listwise: it outputs an order, not scores to fuse",
+                where="fuse_first_stage",
+            )
         return _rank_listwise(prep, scorer, qids, progress=progress, task=task)
     fp = scorer.fingerprint
     chunk_pairs = chunk_pairs or CHUNK_PAIRS
@@ -231,8 +239,27 @@ def score_rankings(
     flush()
     for q in qids:
         head = prep.run.get(q, [])[: prep.depth]
-        rankings[q] = final_order(prep.run.get(q, []), [scores[(q, d)] for d, _ in head], prep.depth)
+        values = [scores[(q, d)] for d, _ in head]
+        if fuse_first_stage is not None:
+            values = fuse(values, [s for _, s in head], fuse_first_stage)
+        rankings[q] = final_order(prep.run.get(q, []), values, prep.depth)
     return rankings, stats
+
+
+def _zscore(values: list[float]) -> list[float]:
+    n = len(values)
+    mu = sum(values) / n
+    sd = (sum((v - mu) ** 2 for v in values) / n) ** 0.5
+    # A constant list carries no order: all zeros, so the other score decides.
+    return [0.0] * n if sd == 0 else [(v - mu) / sd for v in values]
+
+
+def fuse(reranker: list[float], first_stage: list[float], weight: float) -> list[float]:
+    """``weight · z(reranker) + (1 − weight) · z(first stage)``, z over one query's candidates."""
+    if not reranker:
+        return []
+    zr, zf = _zscore([float(v) for v in reranker]), _zscore([float(v) for v in first_stage])
+    return [weight * a + (1.0 - weight) * b for a, b in zip(zr, zf)]
 
 
 LIST_CHUNK = 16
@@ -352,6 +379,8 @@ def run_suite(
                 }
             else:
                 scorer, info = build_scorer(spec, batch_size=suite.batch_size, device=suite.device)
+            if spec.fuse_first_stage is not None:
+                info["fuse_first_stage"] = spec.fuse_first_stage
             sys_info[spec.name] = info
             for prep in preps:
                 shard = prep.qids[dist.rank :: dist.world]
@@ -364,7 +393,15 @@ def run_suite(
                     )
                     task = progress.add_task(f"{spec.name} · {prep.spec.name}", total=total)
                 t0 = time.perf_counter()
-                ranks, stats = score_rankings(prep, scorer, cache, shard, progress=progress, task=task)
+                ranks, stats = score_rankings(
+                    prep,
+                    scorer,
+                    cache,
+                    shard,
+                    progress=progress,
+                    task=task,
+                    fuse_first_stage=spec.fuse_first_stage,
+                )
                 gathered = dist.gather([(q, ranks[q]) for q in shard] + [("__stats__", stats)])
                 ranking: dict[str, list[str]] = {}
                 total_stats = {"scored": 0, "cached": 0}

@@ -182,3 +182,46 @@ def test_cross_encoder_system(synth_suite, tmp_path):
     suite = load_suite(synth_suite, [f"systems.1={{name: ce, type: cross_encoder, path: {tiny}}}"])
     res = run_suite(suite, show_progress=False, write=False, use_cache=False, limit_queries=3)
     assert res["systems"]["ce"]["fingerprint"] and res["collections"]["synth"]["metrics"]["ce"]["R@100"] >= 0
+
+
+def test_fuse_formula_by_hand():
+    from rerank_align.evaluation.runner import fuse
+
+    # reranker [1, 2, 3]: z = [-1.2247, 0, 1.2247]; first stage [3, 3, 0]: mean 2, sd sqrt(2), z = [0.7071, 0.7071, -1.4142]
+    got = fuse([1.0, 2.0, 3.0], [3.0, 3.0, 0.0], 0.25)
+    zr, zf = [-(1.5**0.5), 0.0, 1.5**0.5], [0.5**0.5, 0.5**0.5, -(2**0.5)]
+    assert got == pytest.approx([0.25 * a + 0.75 * b for a, b in zip(zr, zf)], abs=1e-12)
+    assert fuse([5.0, 5.0], [2.0, 1.0], 0.9) == pytest.approx(
+        [0.1, -0.1]
+    )  # constant reranker: first stage decides
+
+
+def test_fuse_first_stage_interpolates_between_the_two_orders(synth_suite):
+    base = ["systems.1.type=reranker", "systems.1.name=rev", "systems.1.path=unused"]
+    orders = {}
+    for w in (0.0, 0.5, 1.0):
+        suite = load_suite(synth_suite, [*base, f"systems.1.fuse_first_stage={w}"])
+        res = run_suite(suite, scorers={"rev": ReverseScorer()}, show_progress=False, write=False)
+        c = res["collections"]["synth"]
+        orders[w] = c["per_query"]["rev"]
+        if w == 0.0:
+            assert c["per_query"]["rev"] == c["per_query"]["first"]  # w = 0 is the first stage
+        assert res["systems"]["rev"]["fuse_first_stage"] == w
+    plain = load_suite(synth_suite, base)
+    res = run_suite(plain, scorers={"rev": ReverseScorer()}, show_progress=False, write=False)
+    assert res["collections"]["synth"]["per_query"]["rev"] == orders[1.0]  # w = 1 is the reranker alone
+    assert orders[0.5] != orders[0.0] and orders[0.5] != orders[1.0]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("systems.0.fuse_first_stage=0.5", "applies to reranker"),
+        ("systems.1.fuse_first_stage=1.5", "must be <= 1"),
+    ],
+)
+def test_fuse_first_stage_is_validated(synth_suite, override, message):
+    from rerank_align.evaluation.config import SuiteError
+
+    with pytest.raises(SuiteError, match=message):
+        load_suite(synth_suite, ["systems.1.type=reranker", "systems.1.path=unused", override])
