@@ -88,6 +88,21 @@ def load_training_records(recipe: Recipe) -> list[dict]:
 
 def recipe_yaml(recipe: Recipe) -> str:
     """The resolved recipe as YAML; every save writes it beside the weights (merge, cards, QLoRA reloads read it)."""
+def load_preference_records(recipe: Recipe) -> list[dict]:
+    """Preference records of ``data.train_file`` (DESIGN §2), at most ``data.max_train_samples`` of them."""
+    import random
+
+    from rerank_align.data.records import read_preference_records
+
+    records = read_preference_records(recipe.data.train_file)
+    n = recipe.data.max_train_samples
+    if n is not None and len(records) > n:
+        records = random.Random(recipe.seed).sample(records, n)
+    if not records:
+        raise RerankAlignError("no preference records", where="data.train_file")
+    return records
+
+
     import dataclasses
 
     import yaml
@@ -160,6 +175,12 @@ def build_listwise_sft_trainer(recipe, model, tokenizer, contract, records, args
 
 def gather_zero3_weights_on_save(trainer: Any) -> None:
     """Under DeepSpeed ZeRO-3, make every save (checkpoints and the final model) gather the full weights.
+def build_preference_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
+    from rerank_align.training.preference_trainer import build_preference_trainer as build
+
+    return build(recipe, model, tokenizer, contract, records, args, ranking_eval)
+
+
 
     Without ``stage3_gather_16bit_weights_on_model_save`` transformers writes no weights, only DeepSpeed shards, and
     the folder does not load as a model. The engine is built from this dict inside ``train()``, so setting it here
@@ -177,6 +198,7 @@ TRAINERS = {
     "listwise_sft": build_listwise_sft_trainer,
 }
 
+    "preference": build_preference_trainer,
 
 def run(recipe: Recipe) -> dict[str, Any]:
     from transformers import set_seed
@@ -194,7 +216,9 @@ def run(recipe: Recipe) -> dict[str, Any]:
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
-    if spec.data == "list":
+    if spec.data == "preference" and recipe.data.train_file:
+        records = load_preference_records(recipe)
+    elif spec.data in ("list", "preference"):  # preference pairs are built from lists (qrels or samples)
         from rerank_align.listwise.labels import load_list_training_records
 
         records = load_list_training_records(recipe)

@@ -198,7 +198,36 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(
             "sft_yesno trains the yes/no answer token", where="model.kind", hint="set model.kind: yesno"
         )
-    if method.name == "score":
+    if method.name == "pg_rank" and method.loss != "pg_rank":
+        raise RecipeError(
+            "method pg_rank trains with the pg_rank loss",
+            where="method.loss",
+            hint="set method.loss: pg_rank",
+        )
+    if method.name in ("adpa", "dckd"):
+        if not method.teacher_model:
+            raise RecipeError(
+                f"{method.name} distils a preference-aligned teacher, but none is given",
+                where="method.teacher_model",
+                hint="name the aligned (e.g. DPO-trained) teacher; it must share the student's vocabulary",
+            )
+        if method.name == "adpa" and not method.teacher_ref_model:
+            raise RecipeError(
+                "ADPA's advantage needs the aligned teacher's reference model",
+                where="method.teacher_ref_model",
+                hint="name the teacher's model before preference alignment",
+            )
+        allowed = {"adpa": ("lambda_sft", "lambda_adpa"), "dckd": ("lambda_sft", "lambda_kd", "renormalize")}
+        for k in method.loss_args:
+            if k not in allowed[method.name]:
+                raise unknown_key_error("method.loss_args", k, allowed[method.name])
+    if method.irpo_rounds > 1 and (method.name != "irpo" or recipe.training.get("precompute_ref_log_probs")):
+        raise RecipeError(
+            "iterative IRPO regenerates its lists, so its reference log-probs cannot be precomputed",
+            where="method.irpo_rounds",
+            hint="use irpo_rounds only with method irpo and without training.precompute_ref_log_probs",
+        )
+    if method.name in ("score", "pg_rank"):
         hp = loss_hyperparameters(method.loss)
         hints = typing.get_type_hints(
             __import__("rerank_align.losses", fromlist=["SCORE_LOSSES"]).SCORE_LOSSES[method.loss]

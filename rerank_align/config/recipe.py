@@ -30,12 +30,12 @@ METHODS: dict[str, MethodSpec] = {
     "sft_yesno": MethodSpec("group", "sft_yesno", "SFTConfig"),
     "fullrank": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True),
     "first": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True),
-    "dpo": MethodSpec("preference", "preference", "DPOConfig", listwise=True, built=False),
-    "irpo": MethodSpec("list", "preference", "DPOConfig", listwise=True, built=False),
-    "adpa": MethodSpec("preference", "preference", "DPOConfig", listwise=True, built=False),
-    "dckd": MethodSpec("preference", "preference", "DPOConfig", listwise=True, built=False),
-    "pl_dpo": MethodSpec("preference", "preference", "DPOConfig", listwise=True, built=False),
-    "pg_rank": MethodSpec("group", "score", "TrainingArguments", built=False),
+    "dpo": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
+    "irpo": MethodSpec("list", "preference", "DPOConfig", listwise=True),
+    "adpa": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
+    "dckd": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
+    "pl_dpo": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
+    "pg_rank": MethodSpec("group", "score", "TrainingArguments"),
 }
 
 POINTWISE_LOSSES = ("bce", "binary_ce")
@@ -159,6 +159,36 @@ class PeftConfig:
     r: int = field(16, help="LoRA rank.", min=1)
     alpha: int = field(32, help="LoRA alpha.", min=1)
     dropout: float = field(0.05, help="LoRA dropout.", min=0.0, max=1.0)
+    preference_source: Literal["qrels", "samples"] = field(
+        "qrels",
+        help="dpo/adpa/dckd without a preference train_file: rejected = the first-stage order ('qrels') or the "
+        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples').",
+    )
+    num_samples: int = field(
+        4,
+        help="Permutations sampled per list (preference_source samples; PL-DPO's ranked permutations).",
+        min=1,
+    )
+    sample_temperature: float = field(1.0, help="Sampling temperature of those permutations.", min=1e-3)
+    irpo_rounds: int = field(
+        1,
+        help="IRPO: >1 = iterative IRPO, the policy regenerates its lists this many times over training.",
+        min=1,
+    )
+    teacher_model: str | None = field(
+        None, help="ADPA/DCKD: the preference-aligned teacher (a model or adapter folder; same vocabulary)."
+    )
+    teacher_ref_model: str | None = field(
+        None, help="ADPA: the aligned teacher's reference (pre-alignment) model, for the advantage."
+    )
+    teacher_topk: int = field(
+        20,
+        help="ADPA/DCKD: teacher log-probs kept on the aligned teacher's top-k tokens (0 = full vocabulary).",
+        min=0,
+    )
+    teacher_precompute: bool = field(
+        True, help="ADPA/DCKD: compute the teachers' top-k once before training and free the teachers."
+    )
     target_modules: list[str] | str = field(
         "all-linear", help="Modules to adapt ('all-linear' or a list of names)."
     )

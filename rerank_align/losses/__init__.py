@@ -17,6 +17,7 @@ from .contrastive import infonce, infonce_multi
 from .distill import cprd, kl_distill, listnet_distill, margin_mse, pld
 from .ltr import lambdaloss, listmle, listnet, plistmle, ranknet, wasserstein
 from .pointwise import bce, binary_ce
+from .policy_gradient import pg_rank, pg_rank_from_samples
 from .preference import (
     adpa_advantage_term,
     adpa_loss,
@@ -70,6 +71,7 @@ SCORE_LOSSES: dict[str, Callable] = {
     "plistmle": plistmle,
     "lambdaloss": lambdaloss,
     "wasserstein": wasserstein,
+    "pg_rank": pg_rank,
 }
 
 __all__ = [
@@ -97,6 +99,8 @@ __all__ = [
     "listnet_distill",
     "margin_mse",
     "mean_token_logps",
+    "pg_rank",
+    "pg_rank_from_samples",
     "plackett_luce_dpo",
     "pld",
     "plistmle",

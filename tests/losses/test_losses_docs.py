@@ -10,7 +10,16 @@ import sys
 import pytest
 import torch
 
-MODULES = ["pointwise", "contrastive", "unified", "distill", "ltr", "token_weights", "preference"]
+MODULES = [
+    "pointwise",
+    "contrastive",
+    "unified",
+    "distill",
+    "ltr",
+    "token_weights",
+    "preference",
+    "policy_gradient",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -85,6 +85,8 @@ def tiny_overrides(recipe, tiny_causal: Path, tiny_bert: Path, task: dict[str, P
     ]
     if recipe.data.teacher_files:
         ov += [f"data.teacher_files=[{task['teacher']}]", "data.teacher_normalization=none"]
+    if recipe.method.teacher_model:  # ADPA / DCKD: the tiny model is its own (same-vocabulary) teacher
+        ov += [f"method.teacher_model={tiny_causal}", f"method.teacher_ref_model={tiny_causal}"]
     if recipe.method.chunk_size:
         ov.append("method.chunk_size=3")  # really chunk the tiny groups (6 pairs → 2 chunks)
     if recipe.quantization.load_in_4bit:

@@ -100,6 +100,7 @@ DEFAULT_REPRESENTATIVES = (
     "recipes/qwen3-4b/sft_yesno/",
     "recipes/qwen3-4b/first/",
     "recipes/qwen3-8b/contrastive/",
+    "recipes/qwen3-8b/irpo/",  # QLoRA + generation by the 4-bit policy before training
 )
 
 
