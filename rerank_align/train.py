@@ -86,8 +86,6 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     return records
 
 
-def recipe_yaml(recipe: Recipe) -> str:
-    """The resolved recipe as YAML; every save writes it beside the weights (merge, cards, QLoRA reloads read it)."""
 def load_preference_records(recipe: Recipe) -> list[dict]:
     """Preference records of ``data.train_file`` (DESIGN §2), at most ``data.max_train_samples`` of them."""
     import random
@@ -103,6 +101,8 @@ def load_preference_records(recipe: Recipe) -> list[dict]:
     return records
 
 
+def recipe_yaml(recipe: Recipe) -> str:
+    """The resolved recipe as YAML; every save writes it beside the weights (merge, cards, QLoRA reloads read it)."""
     import dataclasses
 
     import yaml
@@ -173,14 +173,14 @@ def build_listwise_sft_trainer(recipe, model, tokenizer, contract, records, args
     return build_listwise_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval)
 
 
-def gather_zero3_weights_on_save(trainer: Any) -> None:
-    """Under DeepSpeed ZeRO-3, make every save (checkpoints and the final model) gather the full weights.
 def build_preference_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
     from rerank_align.training.preference_trainer import build_preference_trainer as build
 
     return build(recipe, model, tokenizer, contract, records, args, ranking_eval)
 
 
+def gather_zero3_weights_on_save(trainer: Any) -> None:
+    """Under DeepSpeed ZeRO-3, make every save (checkpoints and the final model) gather the full weights.
 
     Without ``stage3_gather_16bit_weights_on_model_save`` transformers writes no weights, only DeepSpeed shards, and
     the folder does not load as a model. The engine is built from this dict inside ``train()``, so setting it here
@@ -196,9 +196,9 @@ TRAINERS = {
     "score": build_score_trainer,
     "sft_yesno": build_sft_yesno_trainer,
     "listwise_sft": build_listwise_sft_trainer,
+    "preference": build_preference_trainer,
 }
 
-    "preference": build_preference_trainer,
 
 def run(recipe: Recipe) -> dict[str, Any]:
     from transformers import set_seed
