@@ -91,15 +91,17 @@ def apply_formula(formula: str, z_yes: torch.Tensor, z_no: torch.Tensor) -> torc
     raise ValueError(f"formula {formula!r} is not a yes/no formula")
 
 
-def score_forward(model: Any, contract: ScoringContract, batch: dict[str, torch.Tensor]) -> ScoreOutput:
+def scores_from_hidden(model: Any, contract: ScoringContract, h: torch.Tensor) -> ScoreOutput:
+    """Causal kinds: the last-position hidden states ``(N, H)`` → scores (the yes/no rows, or the ``score`` head)."""
     if contract.kind == "yesno":
-        h = last_hidden(model, batch)
         z_yes, z_no = answer_logits(model, contract, h)
         return ScoreOutput(apply_formula(contract.formula, z_yes, z_no), z_yes, z_no)
-    if contract.kind == "head":
-        if contract.architecture == "encoder":
-            logits = model(**batch).logits
-        else:
-            logits = unwrap(model).score(last_hidden(model, batch))
-        return ScoreOutput(logits[:, 0].float())
+    return ScoreOutput(unwrap(model).score(h)[:, 0].float())
+
+
+def score_forward(model: Any, contract: ScoringContract, batch: dict[str, torch.Tensor]) -> ScoreOutput:
+    if contract.kind == "head" and contract.architecture == "encoder":
+        return ScoreOutput(model(**batch).logits[:, 0].float())
+    if contract.kind in ("yesno", "head"):
+        return scores_from_hidden(model, contract, last_hidden(model, batch))
     raise ValueError(f"score_forward does not handle kind {contract.kind!r}; listwise rerankers rank lists")

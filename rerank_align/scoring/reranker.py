@@ -90,9 +90,14 @@ class Reranker:
         fingerprint: str | None = None,
         autocast_dtype: torch.dtype | None = None,
         live: bool = False,
+        reuse_prefix: bool = False,
     ) -> None:
         """``live=True`` wraps a model that is being trained: it is neither moved nor switched to eval mode
-        (the caller chooses the mode; 4-bit models on CPU must not run an eval-mode forward mid-training)."""
+        (the caller chooses the mode; 4-bit models on CPU must not run an eval-mode forward mid-training).
+
+        ``reuse_prefix=True`` (causal text models): each query's shared prompt prefix runs once and its KV cache
+        serves all of that query's documents (scoring/prefix.py); scores equal the plain path's to float
+        rounding (≤ 1e-5 in float32, tested), not bit for bit, so it is opt-in."""
         self.contract = contract
         self.tokenizer = tokenizer
         self.encoder = PairEncoder(tokenizer, contract)
@@ -106,6 +111,7 @@ class Reranker:
         self.batch_size = batch_size
         self.path = path
         self.autocast_dtype = autocast_dtype
+        self.reuse_prefix = reuse_prefix
         self.fingerprint = fingerprint or contract.sha256
         self.name = Path(path).name if path else contract.base_model
         self.listwise = None
@@ -226,6 +232,23 @@ class Reranker:
         if len(queries) == 0:
             return np.zeros(0, dtype=np.float32)
         feats = self.encoder.encode(queries, docs)
+        if self.reuse_prefix:
+            from rerank_align.scoring.prefix import prefix_reuse_applies, score_with_prefix_reuse
+
+            if prefix_reuse_applies(self.contract, self.model):
+                groups: dict[str, list[int]] = {}
+                for i, q in enumerate(self.encoder.texts(queries, [""] * len(queries))[0]):
+                    groups.setdefault(q, []).append(i)
+                with self._precision():
+                    return score_with_prefix_reuse(
+                        self.model,
+                        self.contract,
+                        self.encoder,
+                        feats,
+                        list(groups.values()),
+                        batch_size=self.batch_size,
+                        device=self.device,
+                    )
         order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]), reverse=True)
         scores = np.empty(len(feats), dtype=np.float32)
         batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
@@ -241,14 +264,7 @@ class Reranker:
                 batch = {
                     k: v.to(self.device) for k, v in self.encoder.collate([feats[i] for i in idx]).items()
                 }
-                if self.autocast_dtype is not None:
-                    device_type = self.device.split(":")[0]
-                    with (
-                        torch.autocast(device_type=device_type, dtype=self.autocast_dtype),
-                        fp32_heads(self.model),
-                    ):
-                        out = score_forward(self.model, self.contract, batch)
-                else:
+                with self._precision():
                     out = score_forward(self.model, self.contract, batch)
                 scores[idx] = out.scores.float().cpu().numpy()
                 if progress is not None:
@@ -257,6 +273,18 @@ class Reranker:
             if progress is not None:
                 progress.stop()
         return scores
+
+    @contextlib.contextmanager
+    def _precision(self) -> Iterator[None]:
+        """``autocast_dtype`` for the backbone, float32 for the heads; nothing when no autocast is set."""
+        if self.autocast_dtype is None:
+            yield
+            return
+        with (
+            torch.autocast(device_type=self.device.split(":")[0], dtype=self.autocast_dtype),
+            fp32_heads(self.model),
+        ):
+            yield
 
     def score(self, query: str | dict, docs: Sequence[Doc]) -> list[float]:
         return self.score_pairs([query] * len(docs), docs).tolist()
