@@ -137,7 +137,7 @@ def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any
 
 def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
     from rerank_align.losses import SCORE_LOSSES
-    from rerank_align.scoring.encode import PairEncoder
+    from rerank_align.scoring.encode import pair_encoder
     from rerank_align.training.collator import GroupCollator, RecordDataset
     from rerank_align.training.score_trainer import ScoreTrainer
 
@@ -147,7 +147,7 @@ def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranki
         train_dataset=RecordDataset(records),
         eval_dataset=RecordDataset(records[:1]) if ranking_eval else None,
         data_collator=GroupCollator(
-            PairEncoder(tokenizer, contract),
+            pair_encoder(tokenizer, contract),
             recipe.method.group_size,
             seed=recipe.seed,
             in_batch=recipe.method.in_batch_negatives,

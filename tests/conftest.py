@@ -32,6 +32,15 @@ def tiny_qwen2(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory) -> Path:
+    """A ~200k-parameter Qwen2-VL (vision tower included) with the vision special tokens and a 56×56-pixel
+    image processor."""
+    from rerank_align.testing.tiny import build_tiny_qwen2_vl
+
+    return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny") / "qwen2_vl")
+
+
+@pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A tiny BERT cross-encoder (num_labels=1) with a locally trained WordPiece tokenizer."""
     from rerank_align.testing.tiny import build_tiny_bert

@@ -62,6 +62,35 @@ class ListFormat:
 
 
 @dataclass
+class VisionFormat:
+    """How images enter a VLM prompt (Qwen2-VL / Qwen2.5-VL family), written literally into reranker.json.
+
+    A query or document with an image is written as ``vision_start + image_pad * n + vision_end`` placed
+    ``image_position`` its text, where ``n`` is the number of merged patches of the resized image; a field without
+    an image is written exactly as in the text path. The image is resized and normalised by the image processor
+    named here (``backend`` pil: transformers' PIL implementation, so no torchvision is needed and training and
+    scoring cannot pick different resizers) with every setting below.
+    """
+
+    image_processor: str = "Qwen2VLImageProcessor"
+    backend: str = "pil"
+    vision_start: str = "<|vision_start|>"
+    image_pad: str = "<|image_pad|>"
+    vision_end: str = "<|vision_end|>"
+    token_ids: dict[str, int] = field(default_factory=dict)
+    image_position: Literal["before", "after"] = "before"
+    min_pixels: int = 56 * 56
+    max_pixels: int = 28 * 28 * 1280
+    patch_size: int = 14
+    temporal_patch_size: int = 2
+    merge_size: int = 2
+    image_mean: list[float] = field(default_factory=lambda: [0.48145466, 0.4578275, 0.40821073])
+    image_std: list[float] = field(default_factory=lambda: [0.26862954, 0.26130258, 0.27577711])
+    rescale_factor: float = 1 / 255
+    resample: int = 3  # PIL bicubic
+
+
+@dataclass
 class ScoringContract:
     kind: Kind
     architecture: Architecture
@@ -80,11 +109,14 @@ class ScoringContract:
     padding_side: Side = "right"
     pair_truncation: Literal["longest_first", "only_second"] = "longest_first"
     list_format: ListFormat | None = None
+    vision: VisionFormat | None = None
     version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
         if isinstance(self.list_format, dict):
             self.list_format = ListFormat(**self.list_format)
+        if isinstance(self.vision, dict):
+            self.vision = VisionFormat(**self.vision)
         self.validate()
 
     def validate(self) -> None:
@@ -120,6 +152,18 @@ class ScoringContract:
                 bad("list_format", "decoding must be generate|first and strategy sliding|full")
             if not 1 <= lf.stride <= lf.window or lf.window < 2:
                 bad("list_format.window", "need window >= 2 and 1 <= stride <= window")
+        if self.vision is not None:
+            v = self.vision
+            if self.architecture != "vlm" or self.kind == "listwise":
+                bad("vision", "only yesno/head rerankers on a VLM take images", "drop the vision section")
+            if set(v.token_ids) != {"vision_start", "image_pad", "vision_end"}:
+                bad("vision.token_ids", "need the ids of vision_start, image_pad and vision_end")
+            if v.image_position not in ("before", "after") or v.backend != "pil":
+                bad("vision", "image_position must be before|after and backend pil")
+            if not 0 < v.min_pixels <= v.max_pixels:
+                bad("vision.min_pixels", "need 0 < min_pixels <= max_pixels")
+        elif self.architecture == "vlm" and self.kind != "listwise":
+            bad("vision", "a VLM reranker needs the vision section (image tokens and image processing)")
         if self.architecture != "encoder" and self.kind != "listwise" and not self.template:
             bad("template", "causal and VLM rerankers need a template with {query} and {document}")
         for key in ("max_query_length", "max_document_length", "max_length"):
@@ -136,6 +180,10 @@ class ScoringContract:
     # -- serialisation ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        if (
+            d["vision"] is None
+        ):  # text contracts keep the exact JSON (and hash) they had before images existed
+            del d["vision"]
         d["formula_text"] = FORMULA_TEXT[self.formula]
         return d
 
@@ -190,12 +238,16 @@ class ScoringContract:
 
     # -- checks against a tokenizer ---------------------------------------------------------------------------
     def check_tokenizer(self, tokenizer: Any) -> None:
-        """The answer tokens must still be single tokens with the recorded ids (catches a swapped tokenizer)."""
-        for name, text in self.answer_tokens.items():
+        """The answer tokens (and a VLM's image tokens) must still be single tokens with the recorded ids (catches a
+        swapped tokenizer)."""
+        expected = {k: (text, self.answer_token_ids.get(k)) for k, text in self.answer_tokens.items()}
+        if self.vision is not None:
+            expected.update({k: (getattr(self.vision, k), i) for k, i in self.vision.token_ids.items()})
+        for name, (text, recorded) in expected.items():
             ids = tokenizer.encode(text, add_special_tokens=False)
-            if ids != [self.answer_token_ids.get(name)]:
+            if ids != [recorded]:
                 raise ContractError(
-                    f"answer token {name}={text!r} encodes to {ids}, reranker.json says {self.answer_token_ids.get(name)}",
+                    f"{'answer ' if name in self.answer_tokens else ''}token {name}={text!r} encodes to {ids}, reranker.json says {recorded}",
                     where=CONTRACT_FILE,
                     hint="the tokenizer does not belong to this reranker",
                 )

@@ -118,22 +118,36 @@ class PairEncoder:
             return [{k: enc[k][i] for k in keys} for i in range(len(q_cut))]
         q_ids = self._field_ids(q_texts, c.max_query_length, c.truncation_side["query"])
         d_ids = self._field_ids(d_texts, c.max_document_length, c.truncation_side["document"])
-        fixed = sum(len(p) for p in self._pieces if isinstance(p, list))
-        feats = []
-        for q, d in zip(q_ids, d_ids):
-            over = fixed + len(q) + len(d) - c.max_length
-            if over > 0:
-                cut = min(over, len(d))
-                d = d[: len(d) - cut] if c.truncation_side["document"] == "right" else d[cut:]
-                over -= cut
-            if over > 0:
-                cut = min(over, len(q))
-                q = q[: len(q) - cut] if c.truncation_side["query"] == "right" else q[cut:]
-            ids: list[int] = []
-            for p in self._pieces:
-                ids.extend(q if p == "{query}" else d if p == "{document}" else p)
-            feats.append({"input_ids": ids})
-        return feats
+        return [{"input_ids": self._assemble(q, d)} for q, d in zip(q_ids, d_ids)]
+
+    def _assemble(
+        self,
+        q: list[int],
+        d: list[int],
+        q_image: Sequence[int] = (),
+        d_image: Sequence[int] = (),
+    ) -> list[int]:
+        """Template pieces + fields → ids, cutting the document text, then the query text, to ``max_length``.
+
+        ``q_image`` / ``d_image`` are a VLM field's image block (never cut), placed before or after its text as the
+        contract's ``vision.image_position`` says."""
+        c = self.contract
+        fixed = sum(len(p) for p in self._pieces if isinstance(p, list)) + len(q_image) + len(d_image)
+        over = fixed + len(q) + len(d) - c.max_length
+        if over > 0:
+            cut = min(over, len(d))
+            d = d[: len(d) - cut] if c.truncation_side["document"] == "right" else d[cut:]
+            over -= cut
+        if over > 0:
+            cut = min(over, len(q))
+            q = q[: len(q) - cut] if c.truncation_side["query"] == "right" else q[cut:]
+        after = c.vision is not None and c.vision.image_position == "after"
+        q_field = q + list(q_image) if after else list(q_image) + q
+        d_field = d + list(d_image) if after else list(d_image) + d
+        ids: list[int] = []
+        for p in self._pieces:
+            ids.extend(q_field if p == "{query}" else d_field if p == "{document}" else p)
+        return ids
 
     def collate(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         """Pad to the longest feature on the contract's padding side; positions come from the mask at forward.
@@ -156,3 +170,12 @@ class PairEncoder:
             out[key] = torch.from_numpy(rows)
         out["attention_mask"] = torch.from_numpy(valid.astype(np.int64))
         return out
+
+
+def pair_encoder(tokenizer: Any, contract: ScoringContract) -> PairEncoder:
+    """The encoder for ``contract``: a VLM contract (``vision`` set) reads images too (scoring/vision.py)."""
+    if contract.vision is not None:
+        from rerank_align.scoring.vision import MultimodalPairEncoder
+
+        return MultimodalPairEncoder(tokenizer, contract)
+    return PairEncoder(tokenizer, contract)

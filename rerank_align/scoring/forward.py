@@ -7,7 +7,8 @@ Used verbatim by the score trainer and by ``Reranker``; nothing else computes sc
 - ``head`` on a causal LM: the same last-position hidden state through the single-logit ``score`` head.
 - ``head`` on an encoder: the model's own sequence-classification forward ([CLS] pooler + classifier).
 
-Position ids are derived from the attention mask, so left and right padding give the same scores.
+Position ids are derived from the attention mask, so left and right padding give the same scores (for the Qwen2-VL
+family, the 3-D M-RoPE positions of scoring/vision.py; ``pixel_values`` / ``image_grid_thw`` go to the backbone).
 """
 
 from __future__ import annotations
@@ -51,9 +52,16 @@ def _is_partitioned(weight: torch.Tensor) -> bool:
 def last_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Hidden state of the last non-pad token of each row, ``(N, H)``."""
     mask = batch["attention_mask"]
-    position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    bb = backbone(model)
+    # Qwen2-VL family: 3-D M-RoPE positions from the image grids and the mask
+    if hasattr(bb, "get_rope_index"):
+        from rerank_align.scoring.vision import mrope_positions
+
+        position_ids = mrope_positions(bb, batch)
+    else:
+        position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
     extra = {k: v for k, v in batch.items() if k not in ("input_ids", "attention_mask", "token_type_ids")}
-    out = backbone(model)(
+    out = bb(
         input_ids=batch["input_ids"], attention_mask=mask, position_ids=position_ids, use_cache=False, **extra
     )
     hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]

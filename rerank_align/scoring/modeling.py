@@ -211,8 +211,12 @@ def build_contract(
     padding_side: str = "right",
     pair_truncation: str = "longest_first",
     list_format: dict[str, Any] | None = None,
+    vision: dict[str, Any] | None = None,
 ) -> ScoringContract:
-    """A contract with every string resolved literally (template presets by name or a custom template)."""
+    """A contract with every string resolved literally (template presets by name or a custom template).
+
+    A VLM (``architecture: vlm``) also gets the ``vision`` section: the base model's image processor settings and
+    image token ids (scoring/vision.py), with ``vision`` overriding settings such as ``max_pixels``."""
     template_str: str | None = None
     template_name = "pair" if architecture == "encoder" else template
     if kind == "listwise":
@@ -244,6 +248,11 @@ def build_contract(
         formula = formula or "logit_diff"
     else:
         formula = "head" if kind == "head" else (formula or "logit_diff")
+    vision_section = None
+    if architecture == "vlm" and kind != "listwise":
+        from rerank_align.scoring.vision import vision_format
+
+        vision_section = vision_format(tokenizer, base_model, revision=base_model_revision, **(vision or {}))
     return ScoringContract(
         kind=kind,  # type: ignore[arg-type]
         architecture=architecture,  # type: ignore[arg-type]
@@ -262,6 +271,7 @@ def build_contract(
         padding_side=padding_side,  # type: ignore[arg-type]
         pair_truncation=pair_truncation,  # type: ignore[arg-type]
         list_format=ListFormat(**(list_format or {})) if kind == "listwise" else None,
+        vision=vision_section,
     )
 
 

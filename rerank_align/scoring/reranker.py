@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rerank_align.scoring.contract import ScoringContract
-from rerank_align.scoring.encode import Doc, PairEncoder
+from rerank_align.scoring.encode import Doc, pair_encoder
 from rerank_align.scoring.forward import score_forward, unwrap
 from rerank_align.scoring.modeling import (
     architecture_of,
@@ -100,7 +100,7 @@ class Reranker:
         rounding (≤ 1e-5 in float32, tested), not bit for bit, so it is opt-in."""
         self.contract = contract
         self.tokenizer = tokenizer
-        self.encoder = PairEncoder(tokenizer, contract)
+        self.encoder = pair_encoder(tokenizer, contract)
         if live:
             self.model = model
             self.device = str(next(model.parameters()).device)
@@ -219,6 +219,8 @@ class Reranker:
         with atomic_dir(directory) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
+            if self.contract.vision is not None:  # for other tools; scoring rebuilds it from reranker.json
+                self.encoder.processor.save_pretrained(tmp)
             self.contract.save(tmp)
 
     # -- scoring -----------------------------------------------------------------------------------------------

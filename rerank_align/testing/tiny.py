@@ -2,6 +2,8 @@
 
 - ``build_tiny_causal``: a ~100k-parameter Qwen3 (or Qwen2) causal LM with a byte-level BPE tokenizer trained here,
   in which "yes", "no", "Yes" and "No" are single tokens and the chat markers are special tokens.
+- ``build_tiny_qwen2_vl``: a ~200k-parameter Qwen2-VL (2 text layers, a 1-block vision tower, patch 14, merge 2)
+  with the same tokenizer plus the vision special tokens, and a Qwen2-VL image processor limited to 56×56 pixels.
 - ``build_tiny_bert``: a tiny BERT cross-encoder (``BertForSequenceClassification``, num_labels=1) with a
   WordPiece tokenizer trained here.
 """
@@ -89,6 +91,73 @@ def build_tiny_causal(
     model = cls(config)
     model.save_pretrained(path, safe_serialization=True)
     tok.save_pretrained(path)
+    return path
+
+
+VISION_TOKENS = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def build_tiny_qwen2_vl(
+    path: str | Path,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    min_pixels: int = 28 * 28,
+    max_pixels: int = 56 * 56,
+    seed: int = 0,
+) -> Path:
+    """Save a tiny ``Qwen2VLForConditionalGeneration`` + tokenizer + image processor to ``path`` and return it.
+
+    Images are resized to 28-56 pixels a side: 1-4 image tokens each (patch 14, 2×2 merge), so tests stay fast."""
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    path = Path(path)
+    tok = train_causal_tokenizer()
+    tok.add_tokens(VISION_TOKENS, special_tokens=True)
+    ids = dict(zip(VISION_TOKENS, tok.convert_tokens_to_ids(VISION_TOKENS)))
+    head_dim = hidden_size // 4
+    half = head_dim // 2  # M-RoPE splits the rotary half-dimension over (time, height, width)
+    config = Qwen2VLConfig(
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=hidden_size,
+            intermediate_size=hidden_size * 2,
+            num_hidden_layers=num_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [half - 2 * (half // 3), half // 3, half // 3],
+            },
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.bos_token_id,
+            tie_word_embeddings=True,
+        ),
+        vision_config=dict(
+            depth=1,
+            embed_dim=32,
+            hidden_size=hidden_size,
+            num_heads=2,
+            mlp_ratio=2,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    Qwen2VLForConditionalGeneration(config).save_pretrained(path, safe_serialization=True)
+    tok.save_pretrained(path)
+    Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels).save_pretrained(path)
     return path
 
 

@@ -64,6 +64,11 @@ class RerankTrainerMixin:
 
                 with atomic_write(out / "recipe.yaml") as fh:
                     fh.write(self.recipe_text)
+            if self.contract is not None and self.contract.vision is not None:
+                # for other tools; rerank_align rebuilds the image processor from reranker.json
+                from rerank_align.scoring.vision import image_processor
+
+                image_processor(self.contract.vision).save_pretrained(out)
             if self.contract is not None:  # last: a folder without reranker.json is not a finished save
                 self.contract.save(out)
 

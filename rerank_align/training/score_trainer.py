@@ -69,8 +69,10 @@ class ScoreTrainer(RerankTrainerMixin, Trainer):
         return {k: inputs[k] for k in PAIR_KEYS if k in inputs}
 
     def _score(self, model: Any, pairs: dict[str, torch.Tensor], sl: slice | None = None) -> ScoreOutput:
-        if sl is not None:
-            pairs = {k: v[sl] for k, v in pairs.items()}
+        if sl is not None:  # a chunk: its rows, and for a VLM the pixel patches of those rows' images
+            from rerank_align.scoring.vision import slice_pairs
+
+            pairs = slice_pairs(pairs, sl, self.contract)
         return score_forward(model, self.contract, pairs)
 
     def _group_tensors(self, out: dict[str, torch.Tensor | None], inputs: dict[str, Any]) -> dict[str, Any]:

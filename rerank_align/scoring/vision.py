@@ -1,0 +1,209 @@
+"""Images under the scoring contract (DESIGN §1): the Qwen2-VL / Qwen2.5-VL family as a ``yesno`` (or ``head``)
+reranker, with text and/or an image on either side of the pair.
+
+The prompt is the text template; a field (query or document) that carries an image gets the image block the
+Qwen2-VL processor would write, ``<|vision_start|>`` + ``<|image_pad|>`` × n + ``<|vision_end|>``, before (or after)
+its text, where n = t·h·w / merge² is the number of merged patches of the resized image. A field without an image
+is tokenised exactly as in the text path, so a text-only pair takes the same ids and the same forward.
+
+Everything that decides the pixels is in ``reranker.json`` (``vision``: token strings and ids, the image
+processor and all its settings), and the image processor is built from those settings alone — never from whatever
+processor a folder or the hub offers — so training, ``Reranker.from_pretrained`` and the evaluator feed the model
+identical ``pixel_values``. The score is the text path's: the hidden state at the last prompt position times the
+two answer rows of lm_head (``forward.score_forward``); only the positions differ, which are Qwen2-VL's 3-D M-RoPE
+positions (Wang et al. 2024, "Qwen2-VL", arXiv 2409.12191, §2.1) computed from the attention mask, so left and
+right padding give the same scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from rerank_align.errors import ContractError, InputError
+from rerank_align.scoring.contract import ScoringContract, VisionFormat, single_token_id
+from rerank_align.scoring.encode import Doc, PairEncoder
+
+# model types whose processor writes the image block above and whose model computes M-RoPE with get_rope_index
+SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
+IMAGE_TOKENS = ("vision_start", "image_pad", "vision_end")
+
+
+def vision_format(
+    tokenizer: Any, base_model: str, *, revision: str | None = None, **overrides: Any
+) -> VisionFormat:
+    """The ``vision`` section for a Qwen2-VL-family base model: its image processor's settings and token ids.
+
+    ``overrides`` (e.g. ``max_pixels``) replace the base model's processor settings; they are recorded literally."""
+    from rerank_align.scoring.modeling import read_model_type, resolve_model_path
+
+    model_type = read_model_type(base_model, revision)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ContractError(
+            f"images are supported for {', '.join(SUPPORTED_MODEL_TYPES)} models, not {model_type!r}",
+            where="model.name_or_path",
+            hint="use a Qwen2-VL or Qwen2.5-VL base model",
+        )
+    from transformers import AutoImageProcessor
+
+    proc = AutoImageProcessor.from_pretrained(resolve_model_path(base_model), revision=revision)
+    size = dict(getattr(proc, "size", None) or {})
+    settings: dict[str, Any] = {
+        "min_pixels": int(size.get("shortest_edge", getattr(proc, "min_pixels", 56 * 56))),
+        "max_pixels": int(size.get("longest_edge", getattr(proc, "max_pixels", 28 * 28 * 1280))),
+        "patch_size": int(proc.patch_size),
+        "temporal_patch_size": int(proc.temporal_patch_size),
+        "merge_size": int(proc.merge_size),
+        "image_mean": [float(x) for x in proc.image_mean],
+        "image_std": [float(x) for x in proc.image_std],
+        "rescale_factor": float(proc.rescale_factor),
+        "resample": int(proc.resample),
+    }
+    settings.update(overrides)
+    v = VisionFormat(**settings)
+    v.token_ids = {k: single_token_id(tokenizer, getattr(v, k), f"vision.{k}") for k in IMAGE_TOKENS}
+    return v
+
+
+def image_processor(v: VisionFormat) -> Any:
+    """The image processor of ``v``, from its recorded settings only (transformers' PIL Qwen2-VL processor)."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    if v.image_processor != "Qwen2VLImageProcessor" or v.backend != "pil":
+        raise ContractError(
+            f"unknown image processor {v.image_processor!r} ({v.backend})", where="reranker.json:vision"
+        )
+    return Qwen2VLImageProcessorPil(
+        min_pixels=v.min_pixels,
+        max_pixels=v.max_pixels,
+        patch_size=v.patch_size,
+        temporal_patch_size=v.temporal_patch_size,
+        merge_size=v.merge_size,
+        image_mean=list(v.image_mean),
+        image_std=list(v.image_std),
+        rescale_factor=v.rescale_factor,
+        resample=v.resample,
+    )
+
+
+def image_of(rec: Any) -> str | None:
+    return (rec.get("image") or None) if isinstance(rec, dict) else None
+
+
+def load_image(ref: str) -> Any:
+    """A local image file as RGB (no network: URLs are refused with the reason)."""
+    from PIL import Image
+
+    if "://" in ref:
+        raise InputError(
+            f"image {ref!r} is a URL", hint="download it and give the local path (no network here)"
+        )
+    try:
+        with Image.open(ref) as im:
+            return im.convert("RGB")
+    except (OSError, ValueError) as e:
+        raise InputError(f"image {ref!r} cannot be read ({type(e).__name__}: {e})") from None
+
+
+class MultimodalPairEncoder(PairEncoder):
+    """``PairEncoder`` for VLM contracts: features carry ``image_files`` (in prompt order), ``collate`` adds
+    ``pixel_values`` (all images' patches, row after row) and ``image_grid_thw`` (one row per image).
+
+    Processed images are cached per file (a query image shared by 100 candidates is resized once)."""
+
+    def __init__(self, tokenizer: Any, contract: ScoringContract, *, image_cache_size: int = 4096) -> None:
+        super().__init__(tokenizer, contract)
+        if contract.vision is None:
+            raise ContractError("MultimodalPairEncoder needs a contract with a vision section")
+        self.vision = contract.vision
+        self.processor = image_processor(self.vision)
+        self.image_cache_size = image_cache_size
+        self._images: dict[str, tuple[torch.Tensor, tuple[int, int, int]]] = {}
+        pieces = [p for p in self._pieces if isinstance(p, str)]
+        self._query_first = pieces.index("{query}") < pieces.index("{document}")
+
+    def image(self, ref: str) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """``(pixel_values (patches, C·t·p·p) float32, (t, h, w))`` of one image file."""
+        hit = self._images.get(ref)
+        if hit is None:
+            out = self.processor(images=[load_image(ref)], return_tensors="pt")
+            grid = tuple(int(x) for x in out["image_grid_thw"][0])
+            hit = (out["pixel_values"].float(), grid)  # type: ignore[assignment]
+            if len(self._images) >= self.image_cache_size:
+                self._images.clear()
+            self._images[ref] = hit  # type: ignore[assignment]
+        return hit  # type: ignore[return-value]
+
+    def image_block(self, ref: str | None) -> list[int]:
+        if not ref:
+            return []
+        t, h, w = self.image(ref)[1]
+        n = t * h * w // (self.vision.merge_size**2)
+        ids = self.vision.token_ids
+        return [ids["vision_start"]] + [ids["image_pad"]] * n + [ids["vision_end"]]
+
+    def encode(self, queries: Sequence[str | dict], docs: Sequence[Doc]) -> list[dict[str, Any]]:
+        if len(queries) != len(docs):
+            raise ValueError(f"{len(queries)} queries but {len(docs)} documents")
+        c = self.contract
+        q_texts, d_texts = self.texts(queries, docs)
+        q_ids = self._field_ids(q_texts, c.max_query_length, c.truncation_side["query"])
+        d_ids = self._field_ids(d_texts, c.max_document_length, c.truncation_side["document"])
+        feats = []
+        for q, d, qr, dr in zip(q_ids, d_ids, queries, docs):
+            qi, di = image_of(qr), image_of(dr)
+            ids = self._assemble(q, d, self.image_block(qi), self.image_block(di))
+            files = [f for f in ((qi, di) if self._query_first else (di, qi)) if f]
+            feats.append({"input_ids": ids, "image_files": files})
+        return feats
+
+    def image_tensors(self, files: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``pixel_values`` (the images' patches, in order) and ``image_grid_thw``; empty without images."""
+        if not files:
+            return {}
+        images = [self.image(f) for f in files]
+        return {
+            "pixel_values": torch.cat([pv for pv, _ in images]),
+            "image_grid_thw": torch.tensor([g for _, g in images], dtype=torch.long),
+        }
+
+    def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        out = super().collate(features)
+        out.update(self.image_tensors([f for feat in features for f in feat.get("image_files") or []]))
+        return out
+
+
+def mrope_positions(backbone: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Qwen2-VL M-RoPE position ids ``(3, N, T)`` from the ids, the image grids and the attention mask.
+
+    For a text-only row all three rows equal the 1-D positions of the text path (0, 1, … over the unmasked
+    tokens), so a text-only pair scores as a text model with the same weights would."""
+    ids = batch["input_ids"]
+    mm_types = (ids == backbone.config.image_token_id).int()
+    positions, _ = backbone.get_rope_index(
+        ids,
+        mm_token_type_ids=mm_types,
+        image_grid_thw=batch.get("image_grid_thw"),
+        attention_mask=batch["attention_mask"],
+    )
+    return positions
+
+
+def slice_pairs(
+    pairs: dict[str, torch.Tensor], sl: slice, contract: ScoringContract
+) -> dict[str, torch.Tensor]:
+    """Rows ``sl`` of a collated batch, with the pixel patches and grids of exactly those rows' images."""
+    out = {k: v[sl] for k, v in pairs.items() if k not in ("pixel_values", "image_grid_thw")}
+    if "pixel_values" not in pairs or contract.vision is None:
+        return out
+    per_row = (pairs["input_ids"] == contract.vision.token_ids["vision_start"]).sum(-1)
+    first = int(per_row[: sl.start].sum())
+    last = first + int(per_row[sl].sum())
+    if last > first:
+        patches = torch.cumsum(pairs["image_grid_thw"].prod(-1), 0).tolist()
+        lo = patches[first - 1] if first else 0
+        out["pixel_values"] = pairs["pixel_values"][lo : patches[last - 1]]
+        out["image_grid_thw"] = pairs["image_grid_thw"][first:last]
+    return out
