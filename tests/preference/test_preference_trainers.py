@@ -1,0 +1,226 @@
+"""Preference trainers (issue 8): one IRPO step with one relevant and one other item is one DPO step; ADPA / DCKD
+refuse a teacher of another vocabulary; the teachers' precomputed top-k equals the on-the-fly one; every method
+trains through the recipe path with LoRA and with QLoRA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rerank_align.training.preference_trainer import ListPreferenceTrainer, ListwiseDPOTrainer
+
+
+def _args(tmp_path, name, **kw):
+    from trl import DPOConfig
+
+    return DPOConfig(
+        output_dir=str(tmp_path / name),
+        per_device_train_batch_size=1,
+        max_steps=1,
+        learning_rate=0.5,
+        optim="sgd",
+        lr_scheduler_type="constant",
+        max_grad_norm=0.0,
+        use_cpu=True,
+        bf16=False,
+        report_to="none",
+        save_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=0,
+        beta=0.5,
+        **kw,
+    )
+
+
+def _params(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def _irpo_step(path, tok, tmp_path, prompt, a, b, relevance):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    ex = {"prompt": prompt, "completions": [a, b], "items": [[0] * len(a), [1] * len(b)], "target": relevance}
+    tr = ListPreferenceTrainer(
+        model=model,
+        args=_args(tmp_path, f"irpo{relevance}"),
+        processing_class=tok,
+        train_dataset=Dataset.from_list([{"idx": 0}]),
+        objective="irpo",
+        examples=[ex],
+        pad_id=tok.pad_token_id,
+    )
+    tr.train()
+    return _params(model)
+
+
+def test_one_irpo_step_with_one_relevant_and_one_other_item_is_one_dpo_step(tiny_causal, tmp_path):
+    """IRPO's per-item r = mean-token log-ratio; with one relevant item (rel 1, weight 1) and one other item its loss
+    is softplus(β(r_l − r_w)) = DPO's sigmoid loss on the two answers' mean-token log-ratios (TRL's
+    ``sigmoid_norm``; plain ``sigmoid`` when both answers are one token). Same start, same data, one SGD step:
+    the parameters after it must agree."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_causal)
+    prompt = tok.encode("Rank passages for about suta: [1] suta fine [2] kalomi.\n", add_special_tokens=False)
+    a = tok.encode("[1] > [2]", add_special_tokens=False)  # several tokens: the mean matters
+    b = tok.encode("[2]", add_special_tokens=False)
+    assert len(a) != len(b)
+    start = _params(AutoModelForCausalLM.from_pretrained(tiny_causal))
+
+    irpo = _irpo_step(tiny_causal, tok, tmp_path, prompt, a, b, [1.0, 0.0])
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal)
+    dpo = ListwiseDPOTrainer(
+        model=model,
+        args=_args(tmp_path, "dpo", loss_type=["sigmoid_norm"]),
+        processing_class=tok,
+        train_dataset=Dataset.from_list([{"prompt_ids": prompt, "chosen_ids": a, "rejected_ids": b}]),
+    )
+    dpo.train()
+    after = _params(model)
+    moved = max(float((after[k] - start[k]).abs().max()) for k in start)
+    assert moved > 1e-4  # the step did something
+    for k in start:
+        torch.testing.assert_close(irpo[k], after[k], atol=1e-6, rtol=1e-5)
+    # and it can fail: the other item relevant instead gives another step
+    swapped = _irpo_step(tiny_causal, tok, tmp_path, prompt, a, b, [0.0, 1.0])
+    assert max(float((swapped[k] - after[k]).abs().max()) for k in start) > 1e-4
+
+
+def _other_vocab_teacher(tiny_causal, path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_causal)
+    tok.add_tokens(["<extra_teacher_token>"])
+    model = AutoModelForCausalLM.from_pretrained(tiny_causal)
+    model.resize_token_embeddings(len(tok))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def _recipe(method, tiny_causal, task, out, *extra, teacher=None):
+    from rerank_align.config.load import apply_overrides, parse_recipe
+
+    data = {
+        "model": {"name_or_path": str(tiny_causal), "kind": "listwise", "max_length": 1024},
+        "data": {
+            "beir": str(task["beir"]),
+            "split": "train",
+            "run": str(task["run"]),
+            "depth": 6,
+            "max_train_samples": 4,
+        },
+        "method": {"name": method, "listwise_strategy": "full"},
+        "training": {
+            "output_dir": str(out),
+            "max_steps": 2,
+            "per_device_train_batch_size": 2,
+            "logging_steps": 1,
+            "disable_tqdm": True,
+        },
+    }
+    if method in ("adpa", "dckd"):
+        data["method"].update(teacher_model=str(teacher or tiny_causal), teacher_ref_model=str(tiny_causal))
+    return parse_recipe(apply_overrides(data, list(extra)))
+
+
+def test_a_teacher_of_another_vocabulary_is_refused_in_one_clear_line(tiny_causal, recipe_task, tmp_path):
+    from rerank_align import train
+    from rerank_align.errors import RerankAlignError
+
+    teacher = _other_vocab_teacher(tiny_causal, tmp_path / "teacher")
+    for method in ("adpa", "dckd"):
+        r = _recipe(method, tiny_causal, recipe_task, tmp_path / method, teacher=teacher)
+        with pytest.raises(RerankAlignError, match="does not share the student's vocabulary") as e:
+            train.run(r)
+        assert e.value.where == "method.teacher_model"
+        assert "\n" not in str(e.value)
+
+
+def test_adpa_and_dckd_need_their_teachers_at_parse_time():
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.errors import RecipeError
+
+    base = {
+        "model": {"name_or_path": "x", "kind": "listwise", "architecture": "causal"},
+        "data": {"train_file": "p.jsonl"},
+    }
+    with pytest.raises(RecipeError, match="teacher"):
+        parse_recipe({**base, "method": {"name": "dckd"}})
+    with pytest.raises(RecipeError, match="reference"):
+        parse_recipe({**base, "method": {"name": "adpa", "teacher_model": "t"}})
+    with pytest.raises(RecipeError, match="iterative IRPO"):
+        parse_recipe(
+            {
+                **base,
+                "method": {"name": "irpo", "irpo_rounds": 2},
+                "training": {"precompute_ref_log_probs": True},
+            }
+        )
+
+
+@pytest.mark.parametrize("method", ["adpa", "dckd"])
+def test_precomputed_teacher_topk_gives_the_on_the_fly_loss(method, tiny_causal, recipe_task, tmp_path):
+    """Same batch, same student: the loss from the stored top-k tensors equals the one from live teachers."""
+    from rerank_align import train
+
+    losses = {}
+    for pre in (True, False):
+        r = _recipe(method, tiny_causal, recipe_task, tmp_path / f"{method}{pre}")
+        r.method.teacher_precompute = pre
+        trainer = _build(train, r)
+        batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+        with torch.no_grad():
+            losses[pre] = float(trainer.compute_loss(trainer.model, batch))
+    assert losses[True] == pytest.approx(losses[False], rel=1e-5, abs=1e-6)
+
+
+def _build(train, recipe):
+    from rerank_align.config.load import model_architecture, training_args_class
+    from rerank_align.listwise.labels import load_list_training_records
+    from rerank_align.scoring.modeling import load_tokenizer
+    from rerank_align.training.model import build_model
+    from rerank_align.training.preference_trainer import build_preference_trainer
+
+    tok = load_tokenizer(recipe.model.name_or_path)
+    contract = train.build_contract_for(recipe, tok, model_architecture(recipe))
+    records = load_list_training_records(recipe)
+    model = build_model(recipe, contract)
+    args = training_args_class("DPOConfig")(**{**train.default_training_args(recipe), **recipe.training})
+    return build_preference_trainer(recipe, model, tok, contract, records, args, None)
+
+
+QLORA = [
+    "peft.enabled=true",
+    "quantization.load_in_4bit=true",
+    "quantization.compute_dtype=float32",
+    "quantization.quant_storage=float32",
+]
+
+
+@pytest.mark.parametrize(
+    "method,extra",
+    [
+        ("dpo", ["method.preference_source=samples", "training.loss_type=[ipo]"]),
+        ("irpo", ["method.irpo_rounds=2", "training.max_steps=4"]),
+        ("pl_dpo", ["training.precompute_ref_log_probs=true"]),
+        ("adpa", ["method.teacher_precompute=false"]),
+        ("dckd", ["method.teacher_topk=0"]),
+    ],
+)
+@pytest.mark.parametrize("peft", ["lora", "qlora"])
+def test_every_method_trains_with_lora_and_qlora(method, extra, peft, tiny_causal, recipe_task, tmp_path):
+    from rerank_align import train
+
+    ov = ["peft.enabled=true"] if peft == "lora" else QLORA
+    out = tmp_path / "out"
+    recipe = _recipe(method, tiny_causal, recipe_task, out, *ov, *extra)
+    summary = train.run(recipe)
+    assert summary["steps"] == recipe.training["max_steps"]
+    assert summary["train_loss"] == summary["train_loss"]
+    assert (out / "reranker.json").is_file() and (out / "adapter_config.json").is_file()
