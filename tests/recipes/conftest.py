@@ -42,21 +42,25 @@ def recipe_task(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def tiny_overrides(recipe, tiny_causal: Path, tiny_bert: Path, task: dict[str, Path], out: Path) -> list[str]:
+def tiny_overrides(
+    recipe, tiny_causal: Path, tiny_bert: Path, task: dict[str, Path], out: Path, tiny_vlm: Path | None = None
+) -> list[str]:
     """``k=v`` overrides that keep the recipe's method, loss, PEFT/QLoRA and trainer settings but swap the model for
     the tiny local one, the data for the synthetic task, and shrink the run to 2 CPU steps.
 
     CPU-only substitutions (stated here, never in the shipped recipe): float32 weights and no bf16 (no bf16 CUDA
-    kernels), 4-bit compute/storage float32, VLM recipes run as causal LMs (the VLM scorer is not built).
+    kernels), 4-bit compute/storage float32. VLM recipes run on the tiny Qwen2-VL (``tiny_vlm``) with the synthetic
+    text task here; tests/training/test_vlm_training.py trains them on records with images.
     """
     from rerank_align.config.load import model_architecture
 
     arch = model_architecture(recipe)
     encoder = arch == "encoder"
     listwise = recipe.spec.listwise
+    vlm = arch == "vlm" and tiny_vlm is not None
     ov = [
-        f"model.name_or_path={tiny_bert if encoder else tiny_causal}",
-        f"model.architecture={'encoder' if encoder else 'causal'}",
+        f"model.name_or_path={tiny_bert if encoder else tiny_vlm if vlm else tiny_causal}",
+        f"model.architecture={'encoder' if encoder else 'vlm' if vlm else 'causal'}",
         "model.dtype=float32",
         "model.max_query_length=8",
         "model.max_document_length=16",

@@ -112,14 +112,18 @@ def _run_param(p):
 
 
 @pytest.mark.parametrize("path", [_run_param(p) for p in BUILT])
-def test_recipe_trains_two_steps_on_the_tiny_model(path, tiny_causal, tiny_bert, recipe_task, tmp_path):
+def test_recipe_trains_two_steps_on_the_tiny_model(
+    path, tiny_causal, tiny_bert, recipe_task, tmp_path, request
+):
     from rerank_align import train
     from rerank_align.config import load_recipe
+    from rerank_align.config.load import model_architecture
     from rerank_align.scoring import Reranker
 
     recipe = load_recipe(path)
     out = tmp_path / "out"
-    tiny = load_recipe(path, tiny_overrides(recipe, tiny_causal, tiny_bert, recipe_task, out))
+    tiny_vlm = request.getfixturevalue("tiny_vlm") if model_architecture(recipe) == "vlm" else None
+    tiny = load_recipe(path, tiny_overrides(recipe, tiny_causal, tiny_bert, recipe_task, out, tiny_vlm))
     # what the recipe is about survives the swap
     assert (tiny.method, tiny.peft.enabled, tiny.quantization.load_in_4bit) == (
         tiny.method,
@@ -131,6 +135,8 @@ def test_recipe_trains_two_steps_on_the_tiny_model(path, tiny_causal, tiny_bert,
     assert summary["steps"] == 2
     assert summary["train_loss"] == summary["train_loss"]  # not NaN
     assert (out / "reranker.json").is_file()
+    if tiny_vlm is not None:  # the VLM recipes train the tiny Qwen2-VL and save its vision contract
+        assert Reranker.from_pretrained(out).contract.vision is not None
     if recipe.model.kind != "listwise":
         scores = Reranker.from_pretrained(out).score("about suta", ["suta fine", "kalomi"])
         assert len(scores) == 2
