@@ -69,6 +69,12 @@ def _push(args: argparse.Namespace) -> int:
     return push_main(args.rest)
 
 
+def _mrb_convert(args: argparse.Namespace) -> int:
+    from rerank_align.evaluation.mrb import main as mrb_main
+
+    return mrb_main(args.rest)
+
+
 def _plan(args: argparse.Namespace) -> int:
     from rerank_align.plan import main as plan_main
 
@@ -112,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("export", "export a yesno reranker as a sequence-classification model", _export),
         ("push", "push a model folder to the Hugging Face hub", _push),
         ("plan", "estimate per-device memory of a recipe", _plan),
+        ("mrb-convert", "convert a published MRB test set into a task folder (docs/mrb.md)", _mrb_convert),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -124,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan")
+PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan", "mrb-convert")
 
 
 def main(argv: list[str] | None = None) -> int:

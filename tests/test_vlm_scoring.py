@@ -290,6 +290,7 @@ def test_mrb_evaluation_of_the_vlm_reranker(vlm, tiny_vlm, tmp_path):
     """A generated task of each MRB type, converted from the published layout, evaluated with the saved VLM
     reranker and the untrained base as suite systems: per-type and overall aggregates, and the reranker's run
     is exactly the order of its own scores."""
+    from rerank_align.cli import main as cli_main
     from rerank_align.data.beir import read_run
     from rerank_align.evaluation.config import parse_suite
     from rerank_align.evaluation.mrb import TASK_TYPES, convert_published, load_mrb_task
@@ -307,7 +308,13 @@ def test_mrb_evaluation_of_the_vlm_reranker(vlm, tiny_vlm, tmp_path):
     tasks = {}
     for name, kw in kinds.items():
         src = publish(tmp_path / "pub" / name, n_q=3, **kw)
-        tasks[name] = convert_published(src, tmp_path / "mrb" / name, run=src / "run.trec", name=name)
+        dst = tmp_path / "mrb" / name
+        if name == "t2t":  # one through the command line
+            args = ["mrb-convert", str(src), str(dst), "--run", str(src / "run.trec"), "--name", name]
+            assert cli_main(args) == 0
+            tasks[name] = dst
+        else:
+            tasks[name] = convert_published(src, dst, run=src / "run.trec", name=name)
     raw = {
         "name": "mrb-tiny",
         "depth": 8,

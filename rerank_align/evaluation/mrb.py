@@ -285,6 +285,28 @@ def convert_published(
     return dst
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``rerank-align mrb-convert SRC DST --run RUN [--name N] [--type T] [--depth 100]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(
+        prog="rerank-align mrb-convert",
+        description="Convert one MRB test set from its published tables (query/corpus/qrels parquet or JSONL) and "
+        "its first-stage TREC run into a task folder the evaluator reads (docs/mrb.md).",
+    )
+    p.add_argument("src", help="folder with query, corpus and qrels tables")
+    p.add_argument("dst", help="task folder to write (atomically)")
+    p.add_argument("--run", required=True, help="first-stage candidates (TREC run)")
+    p.add_argument("--name", help="task name (default: the source folder name)")
+    p.add_argument("--type", dest="task_type", help="T→T, T→I, I→T, I→I or fused (default: inferred)")
+    p.add_argument("--depth", type=int, default=100, help="candidates kept per query (default 100)")
+    a = p.parse_args(argv)
+    out = convert_published(a.src, a.dst, run=a.run, name=a.name, task_type=a.task_type, depth=a.depth)
+    task = load_mrb_task(out)
+    print(f"{out}: {task.name} ({task.type}), {len(task.queries)} queries, {len(task.corpus)} documents")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------------- aggregation
 
 
