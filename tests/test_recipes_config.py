@@ -51,6 +51,30 @@ def test_overrides_keep_types_and_reach_nested_keys(tmp_path):
         apply_overrides({}, ["method.group_size"])
 
 
+def test_yaml_12_scalars_in_files_and_overrides(tmp_path):
+    # YAML 1.1 (PyYAML's default) would give eval_strategy False and learning_rate the string "3e-5"
+    text = BASE.replace("learning_rate: 1.0e-4", "learning_rate: 3e-5, eval_strategy: no, save_strategy: off")
+    r = load_recipe(write(tmp_path, "r.yaml", text), ["training.logging_strategy=no", "peft.enabled=True"])
+    assert r.training["eval_strategy"] == "no" and r.training["save_strategy"] == "off"
+    assert r.training["logging_strategy"] == "no"
+    assert r.training["learning_rate"] == 3e-5 and isinstance(r.training["learning_rate"], float)
+    assert r.peft.enabled is True
+
+
+def test_suite_overrides_use_yaml_12_scalars(tmp_path):
+    from rerank_align.config.yaml_io import load_yaml
+
+    assert load_yaml("{a: no, b: yes, c: true, d: 1e-3, e: 7, f: .5, g: -2.5E+2}") == {
+        "a": "no",
+        "b": "yes",
+        "c": True,
+        "d": 1e-3,
+        "e": 7,
+        "f": 0.5,
+        "g": -250.0,
+    }
+
+
 def test_base_inheritance_deep_merges(tmp_path):
     write(tmp_path, "base.yaml", BASE)
     child = write(

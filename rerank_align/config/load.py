@@ -13,6 +13,7 @@ import yaml
 
 from rerank_align.config.recipe import METHODS, POINTWISE_LOSSES, TEACHER_LOSSES, Recipe
 from rerank_align.config.strict import coerce, from_dict, suggest, unknown_key_error
+from rerank_align.config.yaml_io import load_yaml
 from rerank_align.errors import RecipeError
 from rerank_align.losses import TENSOR_ARGS
 
@@ -25,7 +26,7 @@ def read_yaml(path: Path) -> dict:
     except UnicodeDecodeError:
         raise RecipeError("recipe is not valid UTF-8", where=str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -69,7 +70,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             raise RecipeError(f"override {item!r} is not key=value", hint="e.g. training.learning_rate=2e-5")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else ""
+            value = load_yaml(raw) if raw != "" else ""
         except yaml.YAMLError:
             value = raw
         if isinstance(value, str):
@@ -187,6 +188,13 @@ def check(recipe: Recipe) -> None:
     if not spec.listwise and m.kind == "listwise":
         raise RecipeError(
             f"method '{method.name}' trains a pointwise scorer", where="model.kind", hint="use yesno or head"
+        )
+    if (m.image_min_pixels or m.image_max_pixels) and arch != "vlm":
+        raise RecipeError("image settings apply to VLMs only", where="model.image_max_pixels")
+    if m.image_min_pixels and m.image_max_pixels and m.image_min_pixels > m.image_max_pixels:
+        raise RecipeError(
+            f"image_min_pixels {m.image_min_pixels} > image_max_pixels {m.image_max_pixels}",
+            where="model.image_min_pixels",
         )
     if m.kind == "yesno" and arch == "encoder":
         raise RecipeError(

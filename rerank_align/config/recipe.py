@@ -85,6 +85,17 @@ class ModelConfig:
     )
     trust_remote_code: bool = field(False, help="Allow model code from the hub (off unless set).")
     allow_pickle: bool = field(False, help="Allow non-safetensors (pickle) weights.")
+    image_min_pixels: int | None = field(
+        None,
+        help="VLM: fewest pixels an image is resized to (default: the base model's image processor); in reranker.json.",
+        min=1,
+    )
+    image_max_pixels: int | None = field(
+        None,
+        help="VLM: most pixels an image is resized to. Qwen2-VL spends one token per 28×28 pixels and never cuts "
+        "an image, so this bounds the image tokens (default: the base model's image processor).",
+        min=1,
+    )
 
 
 @dataclass

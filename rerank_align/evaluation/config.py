@@ -346,7 +346,7 @@ def parse_suite(raw: Any, *, path: str | os.PathLike | None = None) -> Suite:
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw suite mapping, in place."""
-    import yaml
+    from rerank_align.config.yaml_io import load_yaml
 
     for item in overrides:
         if "=" not in item:
@@ -354,7 +354,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 f"override {item!r} is not key=value", where="command line", hint="e.g. depth=20"
             )
         key, _, text = item.partition("=")
-        value = yaml.safe_load(text) if text.strip() else None
+        value = load_yaml(text) if text.strip() else None
         parts = key.strip().split(".")
         node: Any = raw
         for i, part in enumerate(parts):
@@ -401,11 +401,13 @@ def _list_index(items: list, part: str, where: str) -> int:
 def load_suite(path: str | os.PathLike, overrides: list[str] | None = None) -> Suite:
     import yaml
 
+    from rerank_align.config.yaml_io import load_yaml
+
     path = Path(path)
     if not path.is_file():
         raise SuiteError("suite file not found", where=str(path))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}" if mark is not None else str(path)

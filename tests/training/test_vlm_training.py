@@ -94,6 +94,22 @@ def test_vlm_sft_yesno_recipe_trains_on_images(tiny_vlm, image_groups, tmp_path)
     summary = train.run(recipe)
     assert summary["steps"] == 2 and math.isfinite(summary["train_loss"])
     check_saved(tmp_path / "out", image_groups)
+    contract = json.loads((tmp_path / "out" / "reranker.json").read_text())
+    assert (
+        contract["vision"]["max_pixels"] == recipe.model.image_max_pixels == 200704
+    )  # the recipe's image cap
+
+
+def test_image_settings_need_a_vlm(tiny_vlm, image_groups, tmp_path):
+    from rerank_align.config import load_recipe
+    from rerank_align.errors import RecipeError
+
+    path = REPO / "recipes" / "qwen2.5-vl-3b" / "sft_yesno" / "lora.yaml"
+    ov = overrides(tiny_vlm, image_groups, tmp_path / "out")
+    with pytest.raises(RecipeError, match="image_max_pixels"):
+        load_recipe(path, [*ov, "model.architecture=causal"])
+    with pytest.raises(RecipeError, match="image_min_pixels"):
+        load_recipe(path, [*ov, "model.image_min_pixels=300000"])
 
 
 def test_vlm_score_trainer_with_chunks_trains_on_images(tiny_vlm, image_groups, tmp_path):
