@@ -323,7 +323,12 @@ def test_mrb_evaluation_of_the_vlm_reranker(vlm, tiny_vlm, tmp_path):
         "systems": [
             {"name": "first", "type": "first_stage"},
             {"name": "vlm", "type": "reranker", "path": str(tmp_path / "vlm")},
-            {"name": "base", "type": "base", "path": str(tiny_vlm), "contract": {"template": TEMPLATE}},
+            {
+                "name": "base",
+                "type": "base",
+                "path": str(tiny_vlm),
+                "contract": {"template": TEMPLATE, "vision": {"max_pixels": 28 * 28}},
+            },
         ],
         "significance": {"permutations": 200, "bootstrap": 100},
     }
@@ -335,6 +340,7 @@ def test_mrb_evaluation_of_the_vlm_reranker(vlm, tiny_vlm, tmp_path):
     per_task = {n: res["collections"][n]["metrics"]["vlm"]["nDCG@10"] for n in tasks}
     assert agg["vlm"]["overall"] == pytest.approx(np.mean(list(per_task.values())))
     assert agg["vlm"]["per_type"]["I→I"] == pytest.approx(per_task["i2i"])
+    assert res["systems"]["base"]["contract"]["vision"]["max_pixels"] == 28 * 28  # the suite's override
     # the evaluator's run for the image task is the reranker's own order (images included)
     task = load_mrb_task(tasks["i2i"])
     run = read_run(tmp_path / "out" / "runs" / "i2i" / "vlm.run")
