@@ -85,23 +85,66 @@ class ParityReport:
         return {"checks": [c.to_dict() for c in self.checks]}
 
 
-def probe_pairs(probe_file: str | None = None, limit: int = MAX_PROBE_PAIRS) -> tuple[list, list]:
-    """(queries, docs) from a JSONL of group records (every positive and negative), or the built-in probes."""
+def probe_pairs(
+    probe_file: str | None = None, limit: int = MAX_PROBE_PAIRS, *, images: bool = False
+) -> tuple[list, list]:
+    """(queries, docs) from a JSONL of group records (every positive and negative), or the built-in probes.
+
+    ``images`` (a VLM contract): pairs with images are kept, and the built-in probes get image pairs too, so the
+    parity gates also cover the vision tower."""
     if probe_file is None:
-        return [q for q, _ in BUILTIN_PROBES], [d for _, d in BUILTIN_PROBES]
+        queries = [q for q, _ in BUILTIN_PROBES]
+        docs: list = [d for _, d in BUILTIN_PROBES]
+        if images:
+            q_img, d_img = image_probes()
+            queries, docs = queries + q_img, docs + d_img
+        return queries, docs
     from rerank_align.data import read_group_records
 
-    queries: list = []
-    docs: list = []
+    queries = []
+    docs = []
     for rec in read_group_records(probe_file):
         for d in rec["positives"] + rec["negatives"]:
-            if d.get("image"):
+            if d.get("image") and not images:
                 continue
             queries.append(rec["query"])
             docs.append(d)
     if not queries:
         raise RerankAlignError("no text pairs in the probe file", where=str(probe_file))
     return queries[:limit], docs[:limit]
+
+
+def image_probes() -> tuple[list, list]:
+    """Image pairs for a VLM parity gate: four generated images (gradients and stripes, so every patch differs)
+    in a temporary folder removed at exit, as image→image, text→image, image→text and fused pairs."""
+    import atexit
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(tempfile.mkdtemp(prefix="rerank_align_probes_"))
+    atexit.register(shutil.rmtree, folder, True)
+    paths = []
+    for i, (h, w) in enumerate(((56, 56), (84, 56), (40, 120), (224, 224))):
+        y, x = np.mgrid[0:h, 0:w]
+        rgb = np.stack([(x * (3 + i)) % 256, (y * (5 + i)) % 256, ((x + y) * (7 + i) // 8) % 256], -1)
+        path = folder / f"probe{i}.png"
+        Image.fromarray(rgb.astype("uint8")).save(path)
+        paths.append(str(path))
+    queries = [
+        {"text": "", "image": paths[0]},
+        "a striped pattern",
+        {"text": "", "image": paths[2]},
+        {"text": "which image is this", "image": paths[3]},
+    ]
+    docs = [
+        {"text": "", "image": paths[1]},
+        {"text": "", "image": paths[3]},
+        {"title": "Pattern", "text": "red and green stripes"},
+        {"text": "a gradient", "image": paths[0]},
+    ]
+    return queries, docs
 
 
 def scores_of(

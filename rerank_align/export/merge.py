@@ -214,7 +214,7 @@ def merge(
     quant = detect_quantization(quantization, adapter_dir, recipe_dict)
     tokenizer = load_tokenizer(str(adapter_dir), trust_remote_code=trust_remote_code)
     contract.check_tokenizer(tokenizer)
-    queries, docs = probe_pairs(probe_file)
+    queries, docs = probe_pairs(probe_file, images=contract.vision is not None)
     report = ParityReport()
 
     # 1. the adapter model, as trained (4-bit base for QLoRA), scored in float32

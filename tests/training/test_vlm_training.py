@@ -95,9 +95,18 @@ def test_vlm_sft_yesno_recipe_trains_on_images(tiny_vlm, image_groups, tmp_path)
     assert summary["steps"] == 2 and math.isfinite(summary["train_loss"])
     check_saved(tmp_path / "out", image_groups)
     contract = json.loads((tmp_path / "out" / "reranker.json").read_text())
-    assert (
-        contract["vision"]["max_pixels"] == recipe.model.image_max_pixels == 200704
-    )  # the recipe's image cap
+    # the recipe's image cap is recorded
+    assert contract["vision"]["max_pixels"] == recipe.model.image_max_pixels == 200704
+
+    # merge the LoRA adapter (vision tower included): the parity gates run on generated image pairs as well
+    from rerank_align.export.common import BUILTIN_PROBES
+    from rerank_align.export.merge import merge
+
+    report = merge(tmp_path / "out", tmp_path / "merged")
+    checks = report.to_dict()["checks"]
+    assert checks and all(c["ok"] for c in checks)
+    assert all(c["n_pairs"] == len(BUILTIN_PROBES) + 4 for c in checks)
+    check_saved(tmp_path / "merged", image_groups)
 
 
 def test_image_settings_need_a_vlm(tiny_vlm, image_groups, tmp_path):
