@@ -21,8 +21,9 @@ What it counts (bytes per device):
   (and with ``all`` the weights) to CPU memory.
 - **activations** of one micro-batch: tokens = per-device batch × group size × max_length for score methods
   (or chunk_size pairs when gradient-cache chunking is on), batch × max_length for SFT / listwise / preference
-  methods. Per token per layer in 16-bit: 2·(8·H + 3·I) bytes (the 34·s·b·h of Korthikanti et al. 2022,
-  arXiv 2205.05198, Table 2, rewritten for a gated MLP of width I), plus 5·a·s² per sequence and layer when the
+  methods; a VLM adds its image tokens (``image_tokens``; the vision tower's own activations are not counted).
+  Per token per layer in 16-bit: 2·(8·H + 3·I) bytes (the 34·s·b·h of Korthikanti et al. 2022, arXiv 2205.05198,
+  Table 2, rewritten for a gated MLP of width I), plus 5·a·s² per sequence and layer when the
   attention kernel materialises scores (eager, or sdpa on CPU; not flash-attention / memory-efficient sdpa on GPU).
   Gradient checkpointing keeps only each layer's input (2·H bytes/token/layer) plus one layer's activations.
   Full-vocabulary losses (SFT, listwise, preference) add the logits: tokens × vocab × 6 bytes (bf16 + fp32 copy for
@@ -409,11 +410,22 @@ def setup_from_recipe(recipe: Any, *, gpus: int, zero: int, offload: str, on_gpu
         batch=int(t.get("per_device_train_batch_size", 8)),
         group=recipe.method.group_size if score else 1,
         chunk=recipe.method.chunk_size if score else None,
-        seq=recipe.model.max_length,
+        seq=recipe.model.max_length + image_tokens(recipe),
         full_vocab_logits=not score,
         materialised_attention=materialised,
         on_gpu=on_gpu,
     )
+
+
+def image_tokens(recipe: Any) -> int:
+    """VLM prompts: image tokens on top of the text's ``max_length``, which never cuts an image. Upper bound: the
+    query and the document each carry an image of ``image_max_pixels`` (Qwen2-VL: one token per 28×28 pixels, plus
+    the start and end tokens). 0 for text models, or when the recipe leaves the cap to the base model's processor
+    (which the plan does not read: the estimate then counts text tokens only)."""
+    m = recipe.model
+    if m.architecture != "vlm" or not m.image_max_pixels:
+        return 0
+    return 2 * (m.image_max_pixels // (28 * 28) + 2)
 
 
 def advice(n: ModelNumbers, s: Setup, budget: float, recipe: Any) -> list[tuple[str, float]]:

@@ -136,3 +136,15 @@ def test_vlm_score_trainer_with_chunks_trains_on_images(tiny_vlm, image_groups, 
     summary = train.run(recipe)
     assert summary["steps"] == 2 and math.isfinite(summary["train_loss"])
     check_saved(tmp_path / "out", image_groups)
+
+
+def test_plan_counts_image_tokens():
+    """`rerank-align plan` adds the image tokens a VLM prompt can carry on top of max_length (never cut)."""
+    from rerank_align.config import load_recipe
+    from rerank_align.plan import image_tokens
+
+    path = REPO / "recipes" / "qwen2.5-vl-3b" / "sft_yesno" / "lora.yaml"
+    assert image_tokens(load_recipe(path)) == 2 * (
+        200704 // 784 + 2
+    )  # query and document image, 256 tokens each
+    assert image_tokens(load_recipe(path, ["model.image_max_pixels=null"])) == 0
