@@ -101,6 +101,16 @@ def test_contract_records_the_vision_section(vlm, tmp_path):
         ScoringContract.from_dict(bad)
     with pytest.raises(ContractError, match="vision"):
         ScoringContract.from_dict({**contract.to_dict(), "architecture": "causal"})
+    with pytest.raises(ContractError, match="head on a VLM is not built"):
+        ScoringContract.from_dict(
+            {
+                **contract.to_dict(),
+                "kind": "head",
+                "formula": "head",
+                "answer_tokens": {},
+                "answer_token_ids": {},
+            }
+        )
     # a tokenizer whose image token has another id is caught at load time
     swapped = json.loads(contract.to_json())
     swapped["vision"]["token_ids"]["image_pad"] += 1

@@ -189,6 +189,10 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(
             f"method '{method.name}' trains a pointwise scorer", where="model.kind", hint="use yesno or head"
         )
+    if arch == "vlm" and m.kind != "yesno":
+        raise RecipeError(
+            f"kind {m.kind!r} on a VLM is not built", where="model.kind", hint="use kind: yesno for a VLM"
+        )
     if (m.image_min_pixels or m.image_max_pixels) and arch != "vlm":
         raise RecipeError("image settings apply to VLMs only", where="model.image_max_pixels")
     if m.image_min_pixels and m.image_max_pixels and m.image_min_pixels > m.image_max_pixels:

@@ -142,6 +142,12 @@ class ScoringContract:
                 bad("formula", "yesno rerankers score with logit_diff, log_softmax_yes or yes_logit")
             if set(self.answer_tokens) != {"yes", "no"} or set(self.answer_token_ids) != {"yes", "no"}:
                 bad("answer_tokens", "yesno needs answer_tokens and answer_token_ids for 'yes' and 'no'")
+        if self.kind == "head" and self.architecture == "vlm":
+            bad(
+                "kind",
+                "a single-logit head on a VLM is not built",
+                "use kind: yesno for Qwen2-VL / Qwen2.5-VL",
+            )
         if self.kind == "head" and self.formula != "head":
             bad("formula", "head rerankers use formula 'head'")
         if self.kind == "listwise" and self.architecture == "encoder":
@@ -155,7 +161,7 @@ class ScoringContract:
         if self.vision is not None:
             v = self.vision
             if self.architecture != "vlm" or self.kind == "listwise":
-                bad("vision", "only yesno/head rerankers on a VLM take images", "drop the vision section")
+                bad("vision", "only yesno rerankers on a VLM take images", "drop the vision section")
             if set(v.token_ids) != {"vision_start", "image_pad", "vision_end"}:
                 bad("vision.token_ids", "need the ids of vision_start, image_pad and vision_end")
             if v.image_position not in ("before", "after") or v.backend != "pil":

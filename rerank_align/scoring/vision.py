@@ -1,5 +1,5 @@
-"""Images under the scoring contract (DESIGN §1): the Qwen2-VL / Qwen2.5-VL family as a ``yesno`` (or ``head``)
-reranker, with text and/or an image on either side of the pair.
+"""Images under the scoring contract (DESIGN §1): the Qwen2-VL / Qwen2.5-VL family as a ``yesno`` reranker, with
+text and/or an image on either side of the pair (a single-logit ``head`` on a VLM and listwise VLMs are not built).
 
 The prompt is the text template; a field (query or document) that carries an image gets the image block the
 Qwen2-VL processor would write, ``<|vision_start|>`` + ``<|image_pad|>`` × n + ``<|vision_end|>``, before (or after)

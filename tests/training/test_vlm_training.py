@@ -119,6 +119,18 @@ def test_image_settings_need_a_vlm(tiny_vlm, image_groups, tmp_path):
         load_recipe(path, [*ov, "model.architecture=causal"])
     with pytest.raises(RecipeError, match="image_min_pixels"):
         load_recipe(path, [*ov, "model.image_min_pixels=300000"])
+    with pytest.raises(RecipeError, match="on a VLM is not built"):
+        load_recipe(
+            path,
+            [
+                *ov,
+                "model.kind=head",
+                "method.name=score",
+                "model.answer_yes=null",
+                "model.answer_no=null",
+                "model.formula=null",
+            ],
+        )
 
 
 def test_vlm_score_trainer_with_chunks_trains_on_images(tiny_vlm, image_groups, tmp_path):
