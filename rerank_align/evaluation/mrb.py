@@ -161,6 +161,16 @@ def load_mrb_task(path: str | os.PathLike, split: str = "test") -> MRBTask:
     return MRBTask(meta.get("name", path.name), kind, path, queries, corpus, qrels)
 
 
+def as_collection(path: str | os.PathLike, split: str = "test") -> Any:
+    """An MRB task folder as a ``data.beir.Collection`` (multimodal query and doc dicts) for code that reranks a
+    collection, e.g. the in-training evaluation (``eval.beir`` may name a task folder; its ``candidates.run`` is
+    the default run there)."""
+    from rerank_align.data.beir import Collection
+
+    task = load_mrb_task(path, split)
+    return Collection(Path(path), task.corpus, task.queries, task.qrels)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------------------------------------------- converter
 
 

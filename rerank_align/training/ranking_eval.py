@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,8 +82,15 @@ def make_ranking_eval(
     keep_train_mode: bool = False,
     batch_size: int = 64,
 ) -> Callable[[Any], dict[str, float]]:
-    collection = load_beir(cfg.beir, split=cfg.split)
-    run = first_stage(collection, cfg.run, depth=cfg.depth)
+    run_path = cfg.run
+    if (Path(cfg.beir) / "mrb.json").is_file():  # an MRB task folder (docs/mrb.md): images on either side
+        from rerank_align.evaluation.mrb import as_collection
+
+        collection = as_collection(cfg.beir, cfg.split)
+        run_path = run_path or str(Path(cfg.beir) / "candidates.run")
+    else:
+        collection = load_beir(cfg.beir, split=cfg.split)
+    run = first_stage(collection, run_path, depth=cfg.depth)
     qids = sorted(q for q in collection.qrels if q in run)[: cfg.max_queries]
 
     def evaluate_model(model: Any) -> dict[str, float]:

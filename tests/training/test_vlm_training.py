@@ -44,6 +44,22 @@ def image_groups(tmp_path_factory) -> Path:
                 for j, other in enumerate(n for n in names if n != c)
             ]
             fh.write(json.dumps({"query": query, "positives": [pos], "negatives": negs}) + "\n")
+    # a dev set in the MRB task layout (docs/mrb.md) for the in-training evaluation: image queries, image docs
+    dev = root / "dev"
+    (dev / "qrels").mkdir(parents=True)
+    (dev / "mrb.json").write_text(json.dumps({"name": "dev", "type": "I→I"}))
+    with open(dev / "queries.jsonl", "w") as fh:
+        for c in names:
+            fh.write(json.dumps({"_id": f"q_{c}", "image": f"../{c}.png"}) + "\n")
+    with open(dev / "corpus.jsonl", "w") as fh:
+        for c in names:
+            fh.write(json.dumps({"_id": f"d_{c}", "image": f"../{c}.png"}) + "\n")
+    with open(dev / "qrels" / "test.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n" + "".join(f"q_{c}\td_{c}\t1\n" for c in names))
+    with open(dev / "candidates.run", "w") as fh:
+        for q in names:
+            for r, d in enumerate(names[::-1], start=1):
+                fh.write(f"q_{q} Q0 d_{d} {r} {10 - r} first\n")
     return root
 
 
@@ -143,9 +159,12 @@ def test_vlm_score_trainer_with_chunks_trains_on_images(tiny_vlm, image_groups, 
         "model.template=plain",
         "data.teacher_files=[]",
         "method.chunk_size=2",
+        f"eval.beir={image_groups / 'dev'}",  # an MRB task folder: in-training evaluation on image pairs
+        "eval.at_start=true",
     ]
     recipe = load_recipe(path, ov)
     summary = train.run(recipe)
+    assert 0 < summary["eval_at_start"]["nDCG@10"] <= 1 and 0 < summary["eval"]["eval_nDCG@10"] <= 1
     assert summary["steps"] == 2 and math.isfinite(summary["train_loss"])
     check_saved(tmp_path / "out", image_groups)
 
