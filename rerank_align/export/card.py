@@ -181,22 +181,35 @@ def usage(contract: Any, name: str) -> list[str]:
             "log_softmax_yes": "score = (z_yes - torch.logaddexp(z_yes, z_no)).item()",
             "yes_logit": "score = z_yes.item()",
         }[c.formula]
+        model_class = "AutoModelForImageTextToText" if c.vision is not None else "AutoModelForCausalLM"
+        head = [
+            f"from transformers import {model_class}, AutoTokenizer"
+            if line.startswith("from transformers")
+            else line
+            for line in head
+        ]
         body = [
-            "model = AutoModelForCausalLM.from_pretrained(path).eval()",
+            f"model = {model_class}.from_pretrained(path).eval()",
             "with torch.no_grad():",
             "    logits = model(input_ids=input_ids).logits[0, -1].float()",
             f"z_yes, z_no = logits[{ids['yes']}], logits[{ids['no']}]  # answer tokens {c.answer_tokens}",
             formula,
             "```",
         ]
-    return (
-        head
-        + body
-        + [
+    tail = ["", "Or with rerank_align: `Reranker.from_pretrained(path).score(query, [doc, ...])`."]
+    if c.vision is not None:
+        v = c.vision
+        tail += [
             "",
-            "Or with rerank_align: `Reranker.from_pretrained(path).score(query, [doc, ...])`.",
+            "The snippet scores a text-only pair. With images, use rerank_align (`Reranker.from_pretrained(path)"
+            '.score({"text": "", "image": "q.png"}, [{"image": "d.png"}, "a text document"])`), or build the '
+            f"inputs the same way: a field with an image starts ({v.image_position} its text) with `{v.vision_start}` + "
+            f"`{v.image_pad}` × (t·h·w / {v.merge_size}²) + `{v.vision_end}`, the pixels come from "
+            f"`{v.image_processor}` with the `vision` settings of reranker.json (min_pixels {v.min_pixels}, "
+            f"max_pixels {v.max_pixels}), and the model gets `pixel_values`, `image_grid_thw` and "
+            f"`mm_token_type_ids = (input_ids == {v.token_ids['image_pad']})`.",
         ]
-    )
+    return head + body + tail
 
 
 # -- the card ------------------------------------------------------------------------------------------------------
@@ -218,6 +231,13 @@ def contract_in_words(c: Any) -> list[str]:
         f"- padding side: {c.padding_side} (positions are counted from the first real token)",
         f"- document text: `{c.document_format!r}` (the text alone when a document has no title)",
     ]
+    if c.vision is not None:
+        v = c.vision
+        lines.append(
+            f"- images (query and/or document): `{v.vision_start}` + `{v.image_pad}` × n + `{v.vision_end}` "
+            f"{v.image_position} the field's text, n = merged patches of the image resized by {v.image_processor} "
+            f"to {v.min_pixels}–{v.max_pixels} pixels (patch {v.patch_size}, merge {v.merge_size}); never truncated"
+        )
     if c.architecture == "encoder":
         lines.append(f"- input: `[CLS] query [SEP] document [SEP]`, pair truncation `{c.pair_truncation}`")
     elif c.template:

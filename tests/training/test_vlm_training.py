@@ -124,6 +124,23 @@ def test_vlm_sft_yesno_recipe_trains_on_images(tiny_vlm, image_groups, tmp_path)
     assert all(c["n_pairs"] == len(BUILTIN_PROBES) + 4 for c in checks)
     check_saved(tmp_path / "merged", image_groups)
 
+    # the model card's plain-transformers recipe (text-only pair) gives the reranker's score
+    from transformers import AutoModelForImageTextToText, AutoTokenizer
+
+    from rerank_align.export.card import encode_pair
+    from rerank_align.scoring import Reranker
+
+    merged = tmp_path / "merged"
+    card = (merged / "README.md").read_text()
+    assert "AutoModelForImageTextToText.from_pretrained" in card and "<|image_pad|>" in card
+    c = json.loads((merged / "reranker.json").read_text())
+    query, doc = "find red", {"title": "Red", "text": "a red thing"}
+    ids = torch.tensor([encode_pair(AutoTokenizer.from_pretrained(merged), c, query, doc)])
+    with torch.no_grad():
+        z = AutoModelForImageTextToText.from_pretrained(merged).eval()(input_ids=ids).logits[0, -1]
+    plain = (z[c["answer_token_ids"]["yes"]] - z[c["answer_token_ids"]["no"]]).item()
+    assert abs(plain - Reranker.from_pretrained(merged).score(query, [doc])[0]) <= 1e-5
+
 
 def test_image_settings_need_a_vlm(tiny_vlm, image_groups, tmp_path):
     from rerank_align.config import load_recipe
