@@ -111,16 +111,21 @@ class MultimodalPairEncoder(PairEncoder):
     """``PairEncoder`` for VLM contracts: features carry ``image_files`` (in prompt order), ``collate`` adds
     ``pixel_values`` (all images' patches, row after row) and ``image_grid_thw`` (one row per image).
 
-    Processed images are cached per file (a query image shared by 100 candidates is resized once)."""
+    Processed images are cached per file up to ``image_cache_bytes`` of pixel values (a query image shared by 100
+    candidates is resized once; one 256-token image is ~4.8 MB of float32 patches, so the cache is bounded by size,
+    not by count)."""
 
-    def __init__(self, tokenizer: Any, contract: ScoringContract, *, image_cache_size: int = 4096) -> None:
+    def __init__(
+        self, tokenizer: Any, contract: ScoringContract, *, image_cache_bytes: int = 1 << 30
+    ) -> None:
         super().__init__(tokenizer, contract)
         if contract.vision is None:
             raise ContractError("MultimodalPairEncoder needs a contract with a vision section")
         self.vision = contract.vision
         self.processor = image_processor(self.vision)
-        self.image_cache_size = image_cache_size
+        self.image_cache_bytes = image_cache_bytes
         self._images: dict[str, tuple[torch.Tensor, tuple[int, int, int]]] = {}
+        self._cached_bytes = 0
         pieces = [p for p in self._pieces if isinstance(p, str)]
         self._query_first = pieces.index("{query}") < pieces.index("{document}")
 
@@ -130,10 +135,14 @@ class MultimodalPairEncoder(PairEncoder):
         if hit is None:
             out = self.processor(images=[load_image(ref)], return_tensors="pt")
             grid = tuple(int(x) for x in out["image_grid_thw"][0])
-            hit = (out["pixel_values"].float(), grid)  # type: ignore[assignment]
-            if len(self._images) >= self.image_cache_size:
+            pixels = out["pixel_values"].float()
+            hit = (pixels, grid)  # type: ignore[assignment]
+            size = pixels.numel() * pixels.element_size()
+            if self._cached_bytes + size > self.image_cache_bytes:
                 self._images.clear()
+                self._cached_bytes = 0
             self._images[ref] = hit  # type: ignore[assignment]
+            self._cached_bytes += size
         return hit  # type: ignore[return-value]
 
     def image_block(self, ref: str | None) -> list[int]:
