@@ -184,3 +184,28 @@ def test_autocast_auto_follows_the_hardware(tiny_bert):
     contract = build_contract(tok, base_model=str(tiny_bert), architecture="encoder", kind="head")
     rr = Reranker(load_model(str(tiny_bert), contract), tok, contract, device="cpu", autocast_dtype="auto")
     assert rr.autocast_dtype == (torch.bfloat16 if bf16_autocast_supported("cpu") else None)
+
+
+def test_encoder_pairs_are_tokenised_once(tiny_bert):
+    tok = load_tokenizer(str(tiny_bert))
+    contract = build_contract(
+        tok, base_model=str(tiny_bert), architecture="encoder", kind="head", max_length=24
+    )
+    enc = PairEncoder(tok, contract)
+    qs, ds = _pairs()
+    first = enc.encode(qs, ds)
+    calls = []
+    real = enc.tokenizer
+
+    class Spy:
+        def __call__(self, *a, **k):
+            calls.append(a)
+            return real(*a, **k)
+
+    enc.tokenizer = Spy()
+    again = enc.encode(qs + ["a new query"], ds + ["a new doc"])
+    assert again[:-1] == first
+    # only the new pair reaches the tokenizer: its two field texts (cut pass) and the one pair encoding
+    assert [len(a[0]) for a in calls] == [1, 1, 1]
+    fresh = PairEncoder(tok, contract).encode(qs + ["a new query"], ds + ["a new doc"])
+    assert again == fresh

@@ -12,7 +12,8 @@ tokenizer's offsets), then the tokenizer's own pair encoding builds ``[CLS] q [S
 ``truncation=pair_truncation`` and ``max_length`` — the same call sentence-transformers' CrossEncoder makes, so
 inputs within the limits tokenise identically there.
 
-Token ids are cached per unique text, so a query shared by 100 candidates is tokenised once.
+Token ids are cached per unique text, so a query shared by 100 candidates is tokenised once; encoder pair
+encodings are cached per (query, document), so a pair scored again is not tokenised again.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class PairEncoder:
         self.tokenizer = tokenizer
         self.contract = contract
         self.cache_size = cache_size
-        self._cache: dict[tuple[str, int, str], Any] = {}
+        self._cache: dict[tuple, Any] = {}
         if tokenizer.pad_token_id is None:
             raise ValueError("tokenizer has no pad token; set one (e.g. the eos token) before scoring")
         self.pad_id = tokenizer.pad_token_id
@@ -99,6 +100,36 @@ class PairEncoder:
                     out[i] = cut
         return out  # type: ignore[return-value]
 
+    def _pair_features(self, q_cut: Sequence[str], d_cut: Sequence[str]) -> list[dict[str, list[int]]]:
+        """Encoder pair encoding, cached per (query, document): a pair seen before is not tokenised again; the
+        unseen pairs go to the tokenizer in one batched call. Cached features are shared: do not mutate them."""
+        c = self.contract
+        out: list[dict[str, list[int]] | None] = [None] * len(q_cut)
+        todo: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(q_cut, d_cut)):
+            hit = self._cache.get(("pair", *key))
+            if hit is None:
+                todo.setdefault(key, []).append(i)
+            else:
+                out[i] = hit
+        if todo:
+            uniq = list(todo)
+            enc = self.tokenizer(
+                [q for q, _ in uniq],
+                [d for _, d in uniq],
+                truncation=c.pair_truncation,
+                max_length=c.max_length,
+            )
+            keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
+            if len(self._cache) + len(uniq) > self.cache_size:
+                self._cache.clear()
+            for j, key in enumerate(uniq):
+                feat = {k: enc[k][j] for k in keys}
+                self._cache[("pair", *key)] = feat
+                for i in todo[key]:
+                    out[i] = feat
+        return out  # type: ignore[return-value]
+
     # -- pairs -------------------------------------------------------------------------------------------------
     def texts(self, queries: Sequence[str | dict], docs: Sequence[Doc]) -> tuple[list[str], list[str]]:
         fmt = self.contract.document_format
@@ -113,9 +144,7 @@ class PairEncoder:
         if self.is_encoder:
             q_cut = self._cut_text(q_texts, c.max_query_length, c.truncation_side["query"])
             d_cut = self._cut_text(d_texts, c.max_document_length, c.truncation_side["document"])
-            enc = self.tokenizer(q_cut, d_cut, truncation=c.pair_truncation, max_length=c.max_length)
-            keys = [k for k in ("input_ids", "token_type_ids") if k in enc]
-            return [{k: enc[k][i] for k in keys} for i in range(len(q_cut))]
+            return self._pair_features(q_cut, d_cut)
         q_ids = self._field_ids(q_texts, c.max_query_length, c.truncation_side["query"])
         d_ids = self._field_ids(d_texts, c.max_document_length, c.truncation_side["document"])
         return [{"input_ids": self._assemble(q, d)} for q, d in zip(q_ids, d_ids)]
