@@ -170,10 +170,11 @@ class PeftConfig:
     r: int = field(16, help="LoRA rank.", min=1)
     alpha: int = field(32, help="LoRA alpha.", min=1)
     dropout: float = field(0.05, help="LoRA dropout.", min=0.0, max=1.0)
-    preference_source: Literal["qrels", "samples"] = field(
+    preference_source: Literal["qrels", "samples", "pointwise"] = field(
         "qrels",
-        help="dpo/adpa/dckd without a preference train_file: rejected = the first-stage order ('qrels') or the "
-        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples').",
+        help="dpo/adpa/dckd without a preference train_file: rejected = the first-stage order ('qrels'), the "
+        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples'), or pointwise "
+        "pairs (a higher- vs a lower-graded passage, num_samples per query; the answer is the passage to rank first).",
     )
     num_samples: int = field(
         4,

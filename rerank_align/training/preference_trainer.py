@@ -561,6 +561,7 @@ def preference_records(
     with ``method.preference_source: samples``, against the farthest of permutations sampled from ``model``."""
     from rerank_align.listwise.inference import ListwiseRanker
     from rerank_align.listwise.preference import (
+        pointwise_preferences,
         preferences_from_qrels,
         preferences_from_samples,
         sample_permutations,
@@ -571,6 +572,8 @@ def preference_records(
     mc = recipe.method
     if mc.preference_source == "qrels":
         return preferences_from_qrels(records)
+    if mc.preference_source == "pointwise":
+        return pointwise_preferences(records, pairs_per_query=mc.num_samples, seed=recipe.seed)
     ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
     samples = sample_permutations(
         ranker,

@@ -207,6 +207,7 @@ QLORA = [
     "method,extra",
     [
         ("dpo", ["method.preference_source=samples", "training.loss_type=[ipo]"]),
+        ("dpo", ["method.preference_source=pointwise", "training.loss_type=[sigmoid,hinge]"]),
         ("irpo", ["method.irpo_rounds=2", "training.max_steps=4"]),
         ("pl_dpo", ["training.precompute_ref_log_probs=true"]),
         ("adpa", ["method.teacher_precompute=false"]),
@@ -224,3 +225,20 @@ def test_every_method_trains_with_lora_and_qlora(method, extra, peft, tiny_causa
     assert summary["steps"] == recipe.training["max_steps"]
     assert summary["train_loss"] == summary["train_loss"]
     assert (out / "reranker.json").is_file() and (out / "adapter_config.json").is_file()
+
+
+def test_iterative_irpo_regenerates_the_lists_between_rounds(tiny_causal, recipe_task, tmp_path):
+    from rerank_align import train
+
+    r = _recipe(
+        "irpo", tiny_causal, recipe_task, tmp_path / "it", "method.irpo_rounds=3", "training.max_steps=6"
+    )
+    trainer = _build(train, r)
+    cb = next(c for c in trainer.callback_handler.callbacks if hasattr(c, "regenerated"))
+    calls = []
+    real = trainer.regenerate
+    trainer.regenerate = lambda records, builder: (
+        calls.append(trainer.state.global_step) or real(records, builder)
+    )
+    trainer.train()
+    assert calls == [2, 4] and cb.regenerated == 2  # after rounds 1 and 2, not after the last
