@@ -139,10 +139,23 @@ def test_image_blocks_follow_the_grid(vlm, images):
     grids = batch["image_grid_thw"]
     assert int((batch["input_ids"] == pad).sum()) == int((grids.prod(-1) // 4).sum())
     assert batch["pixel_values"].shape[0] == int(grids.prod(-1).sum())
-    assert feats[3]["image_files"] == [
-        images["green"],
-        images["yellow"],
-    ]  # query image first, as in the prompt
+    # the query's image comes first, as in the prompt
+    assert feats[3]["image_files"] == [images["green"], images["yellow"]]
+    # image_position: the block goes before (default) or after the field's text, never elsewhere
+    doc = {"text": "a green leaf", "image": images["red"]}
+    text_ids = tok.encode("a green leaf", add_special_tokens=False)
+    block = enc.image_block(images["red"])
+    before = enc.encode(["q"], [doc])[0]["input_ids"]
+    after_contract = ScoringContract.from_dict(
+        {**contract.to_dict(), "vision": {**contract.to_dict()["vision"], "image_position": "after"}}
+    )
+    after = pair_encoder(tok, after_contract).encode(["q"], [doc])[0]["input_ids"]
+    assert _find(before, block + text_ids) and _find(after, text_ids + block) and len(before) == len(after)
+    assert not _find(before, text_ids + block)
+
+
+def _find(seq: list[int], sub: list[int]) -> bool:
+    return any(seq[i : i + len(sub)] == sub for i in range(len(seq) - len(sub) + 1))
 
 
 def test_train_scores_equal_saved_reranker_scores(vlm, images, tmp_path):
