@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from rerank_align.data.jsonl import read_jsonl
@@ -164,8 +165,27 @@ def validate_preference(rec: dict, loc: str | None = None) -> dict:
 
 
 def _read(path: str | os.PathLike, validate) -> Iterator[dict]:
+    folder = Path(path).parent
     for lineno, obj in read_jsonl(path):
-        yield validate(obj, f"{path}:{lineno}")
+        loc = f"{path}:{lineno}"
+        yield _resolve_images(validate(obj, loc), folder, loc)
+
+
+def _resolve_images(rec: dict, folder: Path, loc: str) -> dict:
+    """Image paths relative to the records file become absolute; a missing image fails here, naming its line."""
+    fields = [rec["query"]] if isinstance(rec["query"], dict) else []
+    fields += [d for key in ("positives", "negatives", "docs") for d in rec.get(key, [])]
+    for d in fields:
+        image = d.get("image")
+        if not image or "://" in image:
+            continue
+        p = Path(image) if Path(image).is_absolute() else folder / image
+        if not p.is_file():
+            _fail(
+                f"image {image!r} not found", loc, f"image paths are relative to the records file ({folder})"
+            )
+        d["image"] = str(p)
+    return rec
 
 
 def read_group_records(path: str | os.PathLike) -> list[dict]:

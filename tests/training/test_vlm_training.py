@@ -28,7 +28,8 @@ def image_groups(tmp_path_factory) -> Path:
         for i in range(8):
             c = names[i % 4]
             img = str(root / f"{c}.png")
-            query = {"text": f"find {c}"} if i % 2 else {"text": "", "image": img}
+            # query images relative to the records file, document images absolute
+            query = {"text": f"find {c}"} if i % 2 else {"text": "", "image": f"{c}.png"}
             pos = (
                 {"id": f"p{i}", "text": "", "image": img}
                 if i % 3
@@ -140,6 +141,20 @@ def test_vlm_sft_yesno_recipe_trains_on_images(tiny_vlm, image_groups, tmp_path)
         z = AutoModelForImageTextToText.from_pretrained(merged).eval()(input_ids=ids).logits[0, -1]
     plain = (z[c["answer_token_ids"]["yes"]] - z[c["answer_token_ids"]["no"]]).item()
     assert abs(plain - Reranker.from_pretrained(merged).score(query, [doc])[0]) <= 1e-5
+
+
+def test_record_images_resolve_relative_to_the_records_file(image_groups, tmp_path):
+    from rerank_align.data import read_group_records
+    from rerank_align.errors import InputError
+
+    records = read_group_records(image_groups / "groups.jsonl")
+    assert records[0]["query"]["image"] == str(image_groups / "red.png")
+    bad = tmp_path / "bad.jsonl"
+    good = {"query": "q", "positives": [{"text": "x"}], "negatives": []}
+    missing = {"query": "q", "positives": [{"text": "", "image": "red.png"}], "negatives": []}
+    bad.write_text(json.dumps(good) + "\n" + json.dumps(missing) + "\n")  # red.png is not next to bad.jsonl
+    with pytest.raises(InputError, match="bad.jsonl:2.*'red.png' not found"):
+        read_group_records(bad)
 
 
 def test_image_settings_need_a_vlm(tiny_vlm, image_groups, tmp_path):
