@@ -203,18 +203,30 @@ QLORA = [
 ]
 
 
+CASES = [
+    ("dpo", ["method.preference_source=samples", "training.loss_type=[ipo]"]),
+    ("dpo", ["method.preference_source=pointwise", "training.loss_type=[sigmoid,hinge]"]),
+    ("dpo", ["training.precompute_ref_log_probs=true", "training.loss_type=[robust]"]),
+    ("irpo", ["method.irpo_rounds=2", "training.max_steps=4"]),
+    ("pl_dpo", ["training.precompute_ref_log_probs=true"]),
+    ("adpa", ["method.teacher_precompute=false"]),
+    ("dckd", ["method.teacher_topk=0"]),
+]
+
+
+def _case(peft, k, method, extra):
+    # QLoRA by default where the 4-bit policy also generates (sampling, iterative IRPO); the rest with -m slow,
+    # which keeps the default suite within its time budget
+    generates = method == "irpo" or "method.preference_source=samples" in extra
+    slow = peft == "qlora" and not generates
+    return pytest.param(
+        method, extra, peft, id=f"{peft}-{method}-{k}", marks=[pytest.mark.slow] if slow else []
+    )
+
+
 @pytest.mark.parametrize(
-    "method,extra",
-    [
-        ("dpo", ["method.preference_source=samples", "training.loss_type=[ipo]"]),
-        ("dpo", ["method.preference_source=pointwise", "training.loss_type=[sigmoid,hinge]"]),
-        ("irpo", ["method.irpo_rounds=2", "training.max_steps=4"]),
-        ("pl_dpo", ["training.precompute_ref_log_probs=true"]),
-        ("adpa", ["method.teacher_precompute=false"]),
-        ("dckd", ["method.teacher_topk=0"]),
-    ],
+    "method,extra,peft", [_case(p, k, m, e) for p in ("lora", "qlora") for k, (m, e) in enumerate(CASES)]
 )
-@pytest.mark.parametrize("peft", ["lora", "qlora"])
 def test_every_method_trains_with_lora_and_qlora(method, extra, peft, tiny_causal, recipe_task, tmp_path):
     from rerank_align import train
 
