@@ -118,6 +118,18 @@ def test_contract_records_the_vision_section(vlm, tmp_path):
         ScoringContract.from_dict(swapped).check_tokenizer(tok)
 
 
+def test_vision_overrides_are_checked(vlm, tiny_vlm):
+    model, tok, contract = vlm
+    c = build_contract(
+        tok, base_model=str(tiny_vlm), kind="yesno", architecture="vlm", vision={"max_pixels": 784}
+    )
+    assert c.vision.max_pixels == 784 and c.vision.min_pixels == contract.vision.min_pixels
+    with pytest.raises(ContractError, match="unknown vision settings"):
+        build_contract(
+            tok, base_model=str(tiny_vlm), kind="yesno", architecture="vlm", vision={"max_pixel": 784}
+        )
+
+
 def test_text_contracts_have_no_vision_key(tiny_causal):
     tok = load_tokenizer(str(tiny_causal))
     c = build_contract(tok, base_model="x", kind="yesno", architecture="causal", template="plain")

@@ -61,6 +61,12 @@ def vision_format(
         "rescale_factor": float(proc.rescale_factor),
         "resample": int(proc.resample),
     }
+    allowed = ("min_pixels", "max_pixels", "image_position")
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ContractError(
+            f"unknown vision settings {unknown}", where="vision", hint=f"one of {', '.join(allowed)}"
+        )
     settings.update(overrides)
     v = VisionFormat(**settings)
     v.token_ids = {k: single_token_id(tokenizer, getattr(v, k), f"vision.{k}") for k in IMAGE_TOKENS}
