@@ -326,25 +326,27 @@ def generate_rankings(model: Any, builder: ListPromptBuilder, records: Sequence[
     return [r.order for r in res]
 
 
-class RegenerateCallback:
+def _callback_base():
+    from transformers import TrainerCallback
+
+    return TrainerCallback
+
+
+class RegenerateCallback(_callback_base()):  # type: ignore[misc]
     """Iterative IRPO: between rounds (every ``ceil(max_steps / rounds)`` optimizer steps) the policy regenerates
     the lists that the next round's items come from."""
 
-    def __new__(cls, *a: Any, **kw: Any):
-        from transformers import TrainerCallback
+    def __init__(
+        self, trainer: Any, records: Sequence[dict], builder: ListPromptBuilder, rounds: int
+    ) -> None:
+        self.trainer, self.records, self.builder, self.rounds = trainer, records, builder, rounds
+        self.regenerated = 0
 
-        class _CB(TrainerCallback):
-            def __init__(self, trainer, records, builder, rounds):
-                self.trainer, self.records, self.builder, self.rounds = trainer, records, builder, rounds
-                self.regenerated = 0
-
-            def on_step_end(self, args, state, control, **kwargs):
-                every = max(1, math.ceil(state.max_steps / self.rounds))
-                if state.global_step % every == 0 and state.global_step < state.max_steps:
-                    self.trainer.regenerate(self.records, self.builder)
-                    self.regenerated += 1
-
-        return _CB(*a, **kw)
+    def on_step_end(self, args, state, control, **kwargs):
+        every = max(1, math.ceil(state.max_steps / self.rounds))
+        if state.global_step % every == 0 and state.global_step < state.max_steps:
+            self.trainer.regenerate(self.records, self.builder)
+            self.regenerated += 1
 
 
 # -- ADPA / DCKD -----------------------------------------------------------------------------------------------
