@@ -77,6 +77,8 @@ def load_training_records(recipe: Recipe) -> list[dict]:
             teacher_scores=teacher,
             teacher_margin=d.teacher_margin,
             teacher_ratio=d.teacher_ratio,
+            grade_negatives=d.grade_negatives,
+            graded_labels=d.graded_labels,
             seed=recipe.seed,
         )
     if d.max_train_samples is not None and len(records) > d.max_train_samples:
@@ -243,15 +245,17 @@ def run(recipe: Recipe) -> dict[str, Any]:
     gather_zero3_weights_on_save(trainer)
     resume = resolve_resume(recipe.training.get("resume_from_checkpoint"), args.output_dir)
     before = ranking_eval(trainer.model) if ranking_eval is not None and recipe.eval.at_start else None
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
+    train_cpu_seconds = time.process_time() - c0  # this process's CPU time: meaningful on a shared machine
     trainer.save_model(
         args.output_dir
     )  # weights, tokenizer, recipe.yaml, then reranker.json (the mixin's _save)
     summary: dict[str, Any] = {
         "output_dir": args.output_dir,
         "train_seconds": round(train_seconds, 2),
+        "train_cpu_seconds": round(train_cpu_seconds, 2),
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "records": len(records),

@@ -21,21 +21,26 @@ def main() -> None:
     p.add_argument("--objectives", nargs="+", default=list(OBJECTIVES))
     p.add_argument("--json", help="also write the rows to this file")
     p.add_argument("--set", nargs="*", default=[], help="training overrides, e.g. num_train_epochs=12")
+    p.add_argument("--data", nargs="*", default=[], help="data overrides, e.g. grade_negatives=false")
+    p.add_argument("--loss", nargs="*", default=[], help="loss_args overrides, e.g. temperature=0.5")
     args = p.parse_args()
     rows = []
-    print("| objective | model | untrained nDCG@10 | trained nDCG@10 | seconds |")
-    print("|---|---|---|---|---|")
+    import yaml
+
+    def kv(items: list[str]) -> dict:
+        return {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in items)}
+
+    print("| objective | model | untrained nDCG@10 | trained nDCG@10 | CPU s | wall s |")
+    print("|---|---|---|---|---|---|")
     for model in args.models:
         for obj in args.objectives:
             if obj not in applicable(model):
                 continue
-            import yaml
-
-            overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
-            r = run_objective(model, obj, args.workdir, **overrides)
+            r = run_objective(model, obj, args.workdir, kv(args.data), kv(args.loss), **kv(args.set))
             rows.append({"objective": obj, "model": model, **r})
             print(
-                f"| {obj} | {model} | {r['untrained']:.3f} | {r['trained']:.3f} | {r['seconds']:.0f} |",
+                f"| {obj} | {model} | {r['untrained']:.3f} | {r['trained']:.3f} | {r['cpu_seconds']:.0f} "
+                f"| {r['wall_seconds']:.0f} |",
                 flush=True,
             )
     if args.json:

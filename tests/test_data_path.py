@@ -47,6 +47,23 @@ def test_false_negative_guard_uses_teacher_scores():
     assert [d["id"] for d in ratio[0]["negatives"]] == ["n2", "r0", "n3", "n4"]  # <= 5.0
 
 
+def test_graded_groups_contrast_a_positive_with_lower_grades():
+    col, run = _collection()
+    groups = groups_from_run(
+        col, run, num_negatives=10, sampling="top", grade_negatives=True, graded_labels=True
+    )
+    by_pos = {g["positives"][0]["id"]: g for g in groups}
+    # p1 (grade 2) may be contrasted with p2 (grade 1); p2 only with grade 0 / unjudged; p1 never a negative
+    assert [d["id"] for d in by_pos["p1"]["negatives"]] == ["p2", "n1", "n2", "r0", "n3", "n4"]
+    assert by_pos["p1"]["labels"] == [2.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert [d["id"] for d in by_pos["p2"]["negatives"]] == ["n1", "n2", "r0", "n3", "n4"]
+    assert by_pos["p2"]["labels"] == [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    for g in groups:
+        validate_group(g)
+    plain = groups_from_run(col, run, num_negatives=10, sampling="top", grade_negatives=True)
+    assert "labels" not in plain[0] and plain[0]["negatives"][0]["id"] == "p2"  # collator labels it 0
+
+
 def test_random_sampling_is_seeded():
     col, run = _collection()
     a = groups_from_run(col, run, num_negatives=2, seed=3)

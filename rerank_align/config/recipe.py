@@ -123,6 +123,14 @@ class DataConfig:
     teacher_ratio: float | None = field(
         None, help="False-negative guard: drop negatives with t_neg > ratio * t_pos."
     )
+    grade_negatives: bool = field(
+        False,
+        help="Graded qrels: judged candidates graded below a group's positive may be its negatives (2 vs 1 too).",
+    )
+    graded_labels: bool = field(
+        False,
+        help="Label each candidate with its grade (graded losses); else 1 for the positive, 0 for negatives.",
+    )
     max_train_samples: int | None = field(
         None, help="Use at most this many records (after shuffling).", min=1
     )
@@ -162,14 +170,6 @@ class MethodConfig:
     )
     listwise_window: int = field(20, help="Listwise inference: candidates per window.", min=2)
     listwise_stride: int = field(10, help="Listwise inference: window step (≤ window).", min=1)
-
-
-@dataclass
-class PeftConfig:
-    enabled: bool = field(False, help="Train LoRA adapters instead of all weights.")
-    r: int = field(16, help="LoRA rank.", min=1)
-    alpha: int = field(32, help="LoRA alpha.", min=1)
-    dropout: float = field(0.05, help="LoRA dropout.", min=0.0, max=1.0)
     preference_source: Literal["qrels", "samples", "pointwise"] = field(
         "qrels",
         help="dpo/adpa/dckd without a preference train_file: rejected = the first-stage order ('qrels'), the "
@@ -201,6 +201,14 @@ class PeftConfig:
     teacher_precompute: bool = field(
         True, help="ADPA/DCKD: compute the teachers' top-k once before training and free the teachers."
     )
+
+
+@dataclass
+class PeftConfig:
+    enabled: bool = field(False, help="Train LoRA adapters instead of all weights.")
+    r: int = field(16, help="LoRA rank.", min=1)
+    alpha: int = field(32, help="LoRA alpha.", min=1)
+    dropout: float = field(0.05, help="LoRA dropout.", min=0.0, max=1.0)
     target_modules: list[str] | str = field(
         "all-linear", help="Modules to adapt ('all-linear' or a list of names)."
     )
