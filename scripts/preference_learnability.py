@@ -151,14 +151,22 @@ def main() -> None:
         print(json.dumps(r), flush=True)
 
     if "pg_rank" in a.methods:
-        ystart = work / "score-start"
+        ystart = work / "score-start-graded"
         ymodel = {"name_or_path": str(base), "kind": "yesno", "max_length": 128, "max_document_length": 48}
-        ydata = {**data, "num_negatives": 7, "depth": a.candidates}
+        # graded groups (as in the score learnability harness): grade-1 documents are negatives of grade-2 positives,
+        # and the labels are the grades, so PG-Rank's reward is the graded nDCG@10
+        ydata = {
+            **data,
+            "num_negatives": 7,
+            "depth": a.candidates,
+            "grade_negatives": True,
+            "graded_labels": True,
+        }
         if not (ystart / "reranker.json").exists():
             train_and_measure(
                 {
                     "model": ymodel,
-                    "data": ydata,
+                    "data": {**ydata, "graded_labels": False},  # InfoNCE: 1 for the positive, 0 for negatives
                     "method": {"name": "score", "loss": "infonce", "group_size": 8},
                     "training": {
                         **common_training,
