@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--start-epochs", type=float, default=3)
     ap.add_argument("--start-lr", type=float, default=2e-3)
     ap.add_argument("--epochs", type=float, default=2, help="epochs of each preference method")
-    ap.add_argument("--lr", type=float, default=5e-4, help="learning rate of each preference method")
+    ap.add_argument("--lr", type=float, default=5e-4, help="learning rate of each method (PG-Rank too)")
     ap.add_argument("--beta", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -195,7 +195,7 @@ def main() -> None:
                     **common_training,
                     "output_dir": str(work / "out-pg_rank"),
                     "num_train_epochs": a.epochs,
-                    "learning_rate": a.start_lr,
+                    "learning_rate": a.lr,
                 },
                 "seed": a.seed,
             },
