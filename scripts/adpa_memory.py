@@ -5,7 +5,8 @@
 Each setting runs in its own fresh Python process (so the figure is that run's own peak): the same ADPA recipe on
 the synthetic task (tiny Qwen3 student, the same tiny model as aligned teacher and as reference teacher), teachers'
 log-probs precomputed before training (``method.teacher_precompute``) and the teachers freed, ``--steps`` optimizer
-steps. The child reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (peak resident set size of the process, KiB on
+steps. ``--output-rows N`` widens the tiny model's output layer to N rows (as real models pad their vocabulary), to
+see how the full-vocabulary store grows with the vocabulary. The child reports ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (peak resident set size of the process, KiB on
 Linux) after training, and its CPU seconds. ``--topk 0`` keeps the full vocabulary.
 """
 
@@ -83,6 +84,12 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=200)
     ap.add_argument("--candidates", type=int, default=10)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument(
+        "--output-rows",
+        type=int,
+        default=None,
+        help="resize the tiny model's embeddings / lm_head to this many rows (a larger vocabulary; extra ids unused)",
+    )
     ap.add_argument("--child", type=int, default=None)
     a = ap.parse_args()
     if a.child is not None:
@@ -97,6 +104,12 @@ def main() -> None:
         write_beir(make_task(a.train, 10, a.candidates, seed=0), work / "task")
     if not (work / "tiny" / "config.json").exists():
         build_tiny_causal(work / "tiny")
+        if a.output_rows:
+            from transformers import AutoModelForCausalLM
+
+            m = AutoModelForCausalLM.from_pretrained(work / "tiny")
+            m.resize_token_embeddings(a.output_rows)
+            m.save_pretrained(work / "tiny")
     rows = []
     for k in a.topk:
         cmd = [sys.executable, __file__, "--workdir", a.workdir, "--candidates", str(a.candidates)]
