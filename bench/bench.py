@@ -549,6 +549,7 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--max-length", type=int, default=256)
     e.add_argument("--batch-size", type=int, default=32)
     e.add_argument("--no-bf16", dest="bf16", action="store_false")
+    e.add_argument("--tag", default="")
     f = sp.add_parser("flops")
     f.add_argument("--queries", type=int, default=4)
     f.add_argument("--k", type=int, default=24)
