@@ -208,3 +208,33 @@ def test_encoder_pairs_are_tokenised_once(tiny_bert):
     assert [len(a[0]) for a in calls] == [1, 1, 1]
     fresh = PairEncoder(tok, contract).encode(qs + ["a new query"], ds + ["a new doc"])
     assert again == fresh
+
+
+def test_eval_suite_reuse_prefix_option(tiny_causal):
+    """``reuse_prefix: true`` on a base/reranker system reaches the Reranker and keeps its own score cache."""
+    from rerank_align.evaluation.config import SuiteError, parse_suite
+    from rerank_align.evaluation.systems import build_scorer
+
+    def suite(**system):
+        return parse_suite(
+            {
+                "collections": [{"name": "c", "path": "/tmp/c"}],
+                "systems": [
+                    {"name": "bm25", "type": "first_stage"},
+                    {"name": "llm", "type": "base", "path": str(tiny_causal), **system},
+                ],
+            }
+        )
+
+    plain, _ = build_scorer(suite().systems[1])
+    spec = suite(reuse_prefix=True, contract={"template": "qwen3"}).systems[1]
+    scorer, info = build_scorer(spec)
+    assert info["reuse_prefix"] is True and scorer.fingerprint != plain.fingerprint
+    assert scorer.inner.reuse_prefix and not plain.inner.reuse_prefix
+    with pytest.raises(SuiteError, match="reuse_prefix"):
+        parse_suite(
+            {
+                "collections": [{"name": "c", "path": "/tmp/c"}],
+                "systems": [{"name": "bm25", "type": "first_stage", "reuse_prefix": True}],
+            }
+        )

@@ -73,6 +73,10 @@ class SystemSpec:
     autocast: str | None = None
     """``reranker`` / ``base``: run the forward under ``torch.autocast`` in this dtype (``bfloat16``): faster on
     CPUs with bf16 units, scores differ from fp32 by ~1e-2 and are cached separately."""
+    reuse_prefix: bool = False
+    """``reranker`` / ``base`` with a causal model: run each query's shared prompt prefix once and reuse its KV cache
+    for all the query's candidates (``Reranker(reuse_prefix=True)``, docs/benchmarks.md); scores equal the plain
+    path's to float rounding (≤ 1e-5) and are cached separately."""
     fuse_first_stage: float | None = None
     """``reranker`` / ``base`` / ``cross_encoder``: order by ``w · z(reranker) + (1 − w) · z(first stage)``, each
     score z-normalised over the query's reranked candidates (score interpolation with the first stage, as in
@@ -250,6 +254,13 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         if kind not in ("reranker", "base"):
             raise SuiteError("'autocast' applies to 'reranker' and 'base' systems", where=f"{where}.autocast")
         autocast = _enum(autocast, ("bfloat16", "float16"), f"{where}.autocast")
+    reuse_prefix = obj.get("reuse_prefix", False)
+    if reuse_prefix:
+        if kind not in ("reranker", "base"):
+            raise SuiteError(
+                "'reuse_prefix' applies to 'reranker' and 'base' systems", where=f"{where}.reuse_prefix"
+            )
+    reuse_prefix = _typed(reuse_prefix, bool, f"{where}.reuse_prefix")
     fuse = obj.get("fuse_first_stage")
     if fuse is not None:
         if kind not in ("reranker", "base", "cross_encoder"):
@@ -268,6 +279,7 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         batch_size=None if bs is None else _typed(bs, int, f"{where}.batch_size", minimum=1),
         max_length=None if ml is None else _typed(ml, int, f"{where}.max_length", minimum=1),
         autocast=autocast,
+        reuse_prefix=reuse_prefix,
         fuse_first_stage=fuse,
     )
 

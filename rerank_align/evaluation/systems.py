@@ -177,6 +177,10 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
         rr.autocast_dtype = getattr(torch, spec.autocast)
         rr.fingerprint = f"{rr.fingerprint}+autocast-{spec.autocast}"
         info["autocast"] = spec.autocast
+    if getattr(spec, "reuse_prefix", False):
+        rr.reuse_prefix = True
+        rr.fingerprint = f"{rr.fingerprint}+reuse-prefix"
+        info["reuse_prefix"] = True
     scorer = NamedScorer(rr, spec.name)
     info["fingerprint"] = scorer.fingerprint
     contract = getattr(rr, "contract", None)
