@@ -173,7 +173,8 @@ CASES = [(k, i) for k, spec in SPECS.items() for i in range(len(spec[2]))]
 
 
 def test_every_score_loss_is_specified_and_signature_follows_the_contract():
-    assert set(SPECS) == set(SCORE_LOSSES)
+    # pg_rank samples rankings (stochastic): tested by hand on fixed samples in test_losses_pg_rank.py
+    assert set(SPECS) == set(SCORE_LOSSES) - {"pg_rank"}
     simple = (float, int, bool, str)
     for key, fn in SCORE_LOSSES.items():
         params = inspect.signature(fn).parameters
@@ -292,7 +293,9 @@ def test_empty_query_rows_are_ignored():
     batch = make_batch(5, B=2, G=4, mode="single")
     batch["mask"][1] = False
     for key, fn in SCORE_LOSSES.items():
+        torch.manual_seed(0)  # stochastic losses (pg_rank) then draw the same samples for row 0 both times
         loss = call(fn, batch)
+        torch.manual_seed(0)
         one = call(fn, {k: v[:1] for k, v in batch.items()})
         torch.testing.assert_close(loss, one, msg=key)
 
