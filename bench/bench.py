@@ -6,6 +6,7 @@
     python bench/bench.py train     # (c) training step vs sentence-transformers CrossEncoderTrainer (BCE)
     python bench/bench.py flops     # (d) achieved FLOP/s of encoder scoring / torch GEMM of matching shapes
     python bench/bench.py scaling   # (e) cost vs candidates, document length, group size (± chunking) + plot
+    python bench/bench.py prefix    # (e) yesno cost per pair vs candidates per query, ± shared-prefix reuse + plot
 
 Each prints a table and writes bench/results/<name>.json (docs/benchmarks.md collects them). Real inputs are SciFact
 queries × their BM25 top-k (``../shared/data/scifact``, or the repo's copy under data/).
@@ -537,6 +538,56 @@ def bench_scaling(a: argparse.Namespace) -> dict:
     return out
 
 
+def bench_prefix(a: argparse.Namespace) -> dict:
+    """(e) for ``yesno``: cost per pair vs candidates per query, plain vs shared-prefix reuse."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rerank_align.scoring import Reranker, build_contract
+
+    model, tok = small_causal(a.vocab, a.hidden, a.layers)
+    contract = build_contract(
+        tok, base_model="bench-qwen3", kind="yesno", architecture="causal", template="qwen3",
+        max_query_length=64, max_document_length=a.doc_tokens, max_length=1024,
+    )  # fmt: skip
+    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size)
+    rrp = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, reuse_prefix=True)
+    res = {}
+    for k in a.ks:
+        pairs = common.scifact_pairs(a.queries, k)
+        qs, ds = [q for q, _ in pairs], [d for _, d in pairs]
+
+        def plain(qs=qs, ds=ds):
+            rr.encoder._cache.clear()
+            return rr.score_pairs(qs, ds)
+
+        def prefix(qs=qs, ds=ds):
+            rrp.encoder._cache.clear()
+            return rrp.score_pairs(qs, ds)
+
+        t = common.compare({"plain": plain, "prefix_reuse": prefix}, a.reps, a.warmup)
+        res[k] = {name: v["median_s"] / len(pairs) for name, v in t.items()}
+        res[k]["speedup"] = t["plain"]["median_s"] / t["prefix_reuse"]["median_s"]
+        print(f"k={k}: {res[k]}")
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    for name in ("plain", "prefix_reuse"):
+        ax.plot(a.ks, [res[k][name] * 1e3 for k in a.ks], "o-", label=name)
+    ax.set_xscale("log")
+    ax.set(
+        xlabel="candidates per query", ylabel="CPU ms per pair",
+        title=f"(e) yesno, qwen3 template, Qwen3 {a.layers}x{a.hidden} vocab {a.vocab}",
+    )  # fmt: skip
+    ax.legend()
+    fig.tight_layout()
+    png = common.RESULTS / "prefix_scaling.png"
+    common.RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110)
+    print(f"plot: {png}")
+    return {"figure": "e-yesno", "ms_per_pair_and_speedup": res, "plot": str(png.relative_to(common.ROOT))}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=1)
@@ -578,10 +629,19 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--groups", type=int, nargs="+", default=[4, 8, 16, 32])
     s.add_argument("--chunk", type=int, default=4)
     s.add_argument("--train-max-length", type=int, default=128)
+    x = sp.add_parser("prefix")
+    x.add_argument("--vocab", type=int, default=5417)
+    x.add_argument("--hidden", type=int, default=256)
+    x.add_argument("--layers", type=int, default=4)
+    x.add_argument("--queries", type=int, default=2)
+    x.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64])
+    x.add_argument("--doc-tokens", type=int, default=128)
+    x.add_argument("--batch-size", type=int, default=8)
     a = p.parse_args(argv)
     common.setup(a.threads)
     fn = {"encoder": bench_encoder, "flops": bench_flops, "yesno": bench_yesno, "train": bench_train}
     fn["scaling"] = bench_scaling
+    fn["prefix"] = bench_prefix
     result = fn[a.cmd](a)
     result["settings"] = vars(a)
     name = a.cmd + (f"_{a.tag}" if getattr(a, "tag", "") else "")
