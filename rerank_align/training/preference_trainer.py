@@ -634,7 +634,13 @@ def build_preference_trainer(recipe, model, tokenizer, contract, records, args, 
             trainer.add_callback(RegenerateCallback(trainer, records, builder, mc.irpo_rounds))
         return trainer
     prefs = preference_records(recipe, records, builder, model)
-    dataset = Dataset.from_list(dpo_examples(prefs, builder))
+    examples = dpo_examples(prefs, builder)
+    # the contract already bounds prompt + answer by model.max_length; TRL's collator must not cut them again
+    # (DPOConfig.max_length defaults to 1024 and would silently drop the answers of longer list prompts)
+    args.max_length = max(
+        len(e["prompt_ids"]) + max(len(e["chosen_ids"]), len(e["rejected_ids"])) for e in examples
+    )
+    dataset = Dataset.from_list(examples)
     if name == "dpo":
         return ListwiseDPOTrainer(**common, train_dataset=dataset)
     device = next(model.parameters()).device

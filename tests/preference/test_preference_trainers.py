@@ -180,7 +180,7 @@ def test_precomputed_teacher_topk_gives_the_on_the_fly_loss(method, tiny_causal,
     assert losses[True] == pytest.approx(losses[False], rel=1e-5, abs=1e-6)
 
 
-def _build(train, recipe):
+def _build(train, recipe, records=None):
     from rerank_align.config.load import model_architecture, training_args_class
     from rerank_align.listwise.labels import load_list_training_records
     from rerank_align.scoring.modeling import load_tokenizer
@@ -189,7 +189,7 @@ def _build(train, recipe):
 
     tok = load_tokenizer(recipe.model.name_or_path)
     contract = train.build_contract_for(recipe, tok, model_architecture(recipe))
-    records = load_list_training_records(recipe)
+    records = load_list_training_records(recipe) if records is None else records
     model = build_model(recipe, contract)
     args = training_args_class("DPOConfig")(**{**train.default_training_args(recipe), **recipe.training})
     return build_preference_trainer(recipe, model, tok, contract, records, args, None)
@@ -254,3 +254,33 @@ def test_iterative_irpo_regenerates_the_lists_between_rounds(tiny_causal, recipe
     )
     trainer.train()
     assert calls == [2, 4] and cb.regenerated == 2  # after rounds 1 and 2, not after the last
+
+
+def test_long_list_prompts_are_not_cut_by_trls_default_max_length(tiny_causal, recipe_task, tmp_path):
+    """DPOConfig.max_length defaults to 1024; a list prompt longer than that must keep its whole answer."""
+    import json
+
+    from rerank_align import train
+
+    words = "suta kalomi rika vozu pelo tarizu mine lolo".split()
+    docs = [{"text": " ".join(words[(i + j) % 8] for j in range(300))} for i in range(3)]
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(
+        json.dumps({"query": "about suta", "docs": docs, "chosen": [1, 0, 2], "rejected": [2, 1, 0]})
+    )
+    r = _recipe(
+        "dpo",
+        tiny_causal,
+        recipe_task,
+        tmp_path / "long",
+        "model.max_length=4096",
+        "model.max_document_length=600",
+        "data.beir=null",
+        "data.run=null",
+        f"data.train_file={path}",
+    )
+    trainer = _build(train, r, records=train.load_preference_records(r))
+    row = trainer.train_dataset[0]
+    assert len(row["prompt_ids"]) > 1024
+    batch = trainer.data_collator([row])
+    assert int(batch["completion_mask"][0].sum()) == len(row["chosen_ids"])
