@@ -81,3 +81,20 @@ def test_irpo_items_are_the_identifier_tokens(tiny_causal):
     for c in range(3):
         assert f"[{c + 1}]" in text[c].replace(" ", "")
     assert [i for i in items if i >= 0][0] == 2  # the generated order
+
+
+def test_written_preference_records_read_back(tmp_path):
+    import pytest
+
+    from rerank_align.data.records import read_preference_records
+    from rerank_align.errors import RerankAlignError
+    from rerank_align.listwise.preference import write_preference_records
+
+    recs = preferences_from_qrels([REC]) + pointwise_preferences([REC], pairs_per_query=2)
+    write_preference_records(recs, str(tmp_path / "p.jsonl"))
+    back = read_preference_records(tmp_path / "p.jsonl")
+    assert [(r["chosen"], r["rejected"]) for r in back] == [(r["chosen"], r["rejected"]) for r in recs]
+    bad = dict(recs[0], rejected=recs[0]["chosen"])
+    with pytest.raises(RerankAlignError):
+        write_preference_records([bad], str(tmp_path / "bad.jsonl"))
+    assert not (tmp_path / "bad.jsonl").exists()  # nothing half-written
