@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=float, default=2, help="epochs of each preference method")
     ap.add_argument("--lr", type=float, default=5e-4, help="learning rate of each method (PG-Rank too)")
     ap.add_argument("--beta", type=float, default=0.1)
+    ap.add_argument("--dpo-loss-type", nargs="+", default=["sigmoid"], help="TRL loss types of the DPO row")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
 
@@ -137,6 +138,7 @@ def main() -> None:
             "method": {**method_settings[m], "listwise_strategy": "full", "listwise_decoding": decoding},
             "training": {
                 **common_training,
+                **({"loss_type": a.dpo_loss_type} if m == "dpo" else {}),
                 "output_dir": str(work / f"out-{m}"),
                 "num_train_epochs": a.epochs,
                 "learning_rate": a.lr,
