@@ -75,7 +75,16 @@ def build_sft_yesno_trainer(recipe, model, tokenizer, contract, records, args, r
 
     encoder = pair_encoder(tokenizer, contract)
     examples = sft_examples(records, encoder, recipe.method.group_size, recipe.seed)
-    args.max_length = max(len(e["input_ids"]) for e in examples)
+    # No example may be cut (its answer token is last; the contract already bounds its length). With packing,
+    # max_length is the bin size: a larger recipe value is kept (TRL's BFD packs whole sequences into bins).
+    # Padding-free without packing: TRL refuses a max_length it would not enforce. tests/training/test_padding_free.py
+    longest = max(len(e["input_ids"]) for e in examples)
+    if getattr(args, "packing", False):
+        args.max_length = max(longest, args.max_length or 0)
+    elif getattr(args, "padding_free", False):
+        args.max_length = None
+    else:
+        args.max_length = longest
     args.dataset_kwargs = {**(args.dataset_kwargs or {})}
     collator = None
     if contract.vision is not None:
