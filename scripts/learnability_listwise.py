@@ -44,9 +44,18 @@ def main() -> None:
                 num_layers=a.num_layers,
             )
         )
-    print("| method | untrained nDCG@10 | trained nDCG@10 | seconds |\n|---|---|---|---|")
+    print("| method | candidates | untrained nDCG@10 | trained nDCG@10 | CPU s | wall s | speed |")
+    print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['method']} | {r['untrained']:.3f} | {r['trained']:.3f} | {r['seconds']:.0f} |")
+        speed = (
+            f"{r['tokens_per_s']:.0f} generated tokens/s"
+            if "tokens_per_s" in r
+            else f"{r['candidates_per_s']:.0f} FIRST candidates/s"
+        )
+        print(
+            f"| {r['method']} | {a.candidates} | {r['untrained']:.3f} | {r['trained']:.3f} | {r['cpu_seconds']:.0f} "
+            f"| {r['wall_seconds']:.0f} | {speed} |"
+        )
     print(json.dumps(rows))
 
 

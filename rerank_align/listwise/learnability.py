@@ -7,7 +7,6 @@ goes through the real paths: BEIR folder → list records from qrels → ``reran
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,8 @@ def learnability(
     seed: int = 0,
     max_length: int = 1024,
 ) -> dict[str, Any]:
-    """``{"method", "untrained", "trained", "seconds"}`` for one method on the synthetic task."""
+    """``{"method", "untrained", "trained", "cpu_seconds", "wall_seconds", ...}`` for one method on the synthetic
+    task, plus the trained model's inference speed: generated tokens/s (fullrank) or FIRST candidates/s."""
     from rerank_align.config.load import parse_recipe
     from rerank_align.scoring import Reranker
     from rerank_align.testing.synthetic import make_task, write_beir
@@ -93,15 +93,22 @@ def learnability(
             "seed": seed,
         }
     )
-    t0 = time.perf_counter()
     summary = run(recipe)
-    seconds = time.perf_counter() - t0
-    trained = measure(Reranker.from_pretrained(out, device="cpu"), folder, n_candidates)
+    reranker = Reranker.from_pretrained(out, device="cpu")
+    trained = measure(reranker, folder, n_candidates)
+    st = reranker.listwise.stats  # inference speed of the trained model during that evaluation (wall clock)
+    speed = (
+        {"candidates_per_s": st["first_candidates"] / max(st["first_seconds"], 1e-9)}
+        if decoding == "first"
+        else {"tokens_per_s": st["generated_tokens"] / max(st["generate_seconds"], 1e-9)}
+    )
     return {
         "method": method,
         "untrained": round(untrained, 4),
         "trained": round(trained, 4),
-        "seconds": round(seconds, 1),
+        "cpu_seconds": summary["train_cpu_seconds"],
+        "wall_seconds": summary["train_seconds"],
         "train_loss": summary["train_loss"],
         "steps": summary["steps"],
+        **{k: round(v, 1) for k, v in speed.items()},
     }
