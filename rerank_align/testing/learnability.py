@@ -48,15 +48,14 @@ OBJECTIVES: dict[str, Objective] = {
         "score", "binary_ce", {"max_label": 2}, data=GRADED, yesno_only=True, training=CAUSAL_3E3
     ),
     "bce": Objective("score", "bce", {"max_label": 2}, data=GRADED),
+    # Does not reach 0.9 (docs/learnability.md): the loss stays at the class prior on this random-init tied-
+    # embedding model. Batch 64 pairs = the 8 groups of 8 of the score trainer.
     "sft_full_vocab": Objective(
         "sft_yesno",
         "infonce",  # unused: the loss is SFTTrainer's full-vocabulary cross-entropy on the answer token
         data=CONTRAST,
         yesno_only=True,
-        training={
-            "causal": {"per_device_train_batch_size": 64, "num_train_epochs": 6, "learning_rate": 1e-2}
-        },
-        peft={"enabled": True, "modules_to_save": ["norm"]},
+        training={"causal": {"per_device_train_batch_size": 64, "num_train_epochs": 6}},
     ),
     "infonce": Objective("score", "infonce", data=CONTRAST),
     "unified_sft_sft": Objective(
