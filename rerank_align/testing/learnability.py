@@ -84,7 +84,7 @@ OBJECTIVES: dict[str, Objective] = {
     "pld": Objective("score", "pld", {"temperature": 0.2}, teacher=True, data=CONTRAST),
     # CPRD orders only the top-K teacher negatives (the paper's partial ranking); K = 7 = all negatives of a group of
     # 8 is plain ListMLE over the teacher's order of grade-0 documents.
-    "cprd": Objective("score", "cprd", {"top_k": 1}, teacher=True, data=CONTRAST),
+    "cprd": Objective("score", "cprd", {"top_k": 1}, teacher=True, data=CONTRAST, training=CAUSAL_3E3),
 }
 
 # Shared setting; an objective's `training` overrides it (measured table: docs/learnability.md).

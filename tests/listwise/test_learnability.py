@@ -42,5 +42,8 @@ def test_first_steps_reduce_the_loss(tiny_causal, synth_task):
 def test_learnability(method, tmp_path):
     from rerank_align.listwise.learnability import learnability
 
-    r = learnability(method, tmp_path, epochs=12, hidden_size=128, num_layers=3, lr=2e-3)
-    assert r["trained"] >= 0.9 > r["untrained"]
+    # the measured setting of docs/learnability.md (lists of 20; fails today: the models do not learn relevance)
+    r = learnability(
+        method, tmp_path, n_test=50, n_candidates=20, epochs=12, hidden_size=128, num_layers=3, lr=3e-3
+    )
+    assert r["trained"] >= 0.9 > r["untrained"], r
