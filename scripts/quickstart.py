@@ -4,7 +4,8 @@
 2. ``rerank-align label``: teacher = BM25 + the all-MiniLM-L6-v2 bi-encoder, z-scored per query and averaged,
    over the BM25 top-``depth`` and the judged documents of each train query → ``outputs/quickstart/teacher.jsonl``.
 3. ``rerank-align train recipes/quickstart/minilm_scifact.yaml``: MiniLM as a cross-encoder, Margin-MSE.
-4. ``rerank-align eval eval/suites/quickstart_scifact.yaml``: BM25 vs untrained vs trained, significance, report.
+4. ``rerank-align eval eval/suites/quickstart_scifact.yaml``: BM25 vs untrained vs trained vs trained fused with
+   BM25 (weight chosen on held-out train queries), significance, report.
 
 ``--smoke`` runs the same path in seconds (few queries, 2 steps, depth 5) so CI proves it end to end.
 """
@@ -78,7 +79,8 @@ def main() -> int:
 
     console.rule("4/4 Evaluation on SciFact test")
     eval_args = ["eval/suites/quickstart_scifact.yaml", "--out", str(out / "eval")]
-    eval_args += [f"systems.minilm-trained.path={(out / 'minilm-scifact').resolve()}"]
+    trained = (out / "minilm-scifact").resolve()
+    eval_args += [f"systems.minilm-trained.path={trained}", f"systems.minilm-trained+bm25.path={trained}"]
     if args.smoke:
         eval_args += ["--limit-queries", "5", "depth=5", "--no-cache"]
     rc = eval_main(eval_args)

@@ -1,0 +1,101 @@
+"""How the quickstart's settings were chosen: train on SciFact train minus 100 held-out train queries, evaluate on
+those 100 (never on the test queries), including score fusion with BM25 at several weights.
+
+    .venv/bin/python scripts/quickstart_dev.py NAME [recipe overrides ...]
+    .venv/bin/python scripts/quickstart_dev.py kl method.loss=kl
+
+Needs ``outputs/quickstart/bm25_train.run`` and ``outputs/quickstart/teacher.jsonl`` (``make quickstart`` writes
+them). Writes ``outputs/quickstart_dev/{dev,train}/`` (BEIR folders: the split), the model under
+``outputs/quickstart_dev/runs/NAME`` and the evaluation under ``outputs/quickstart_dev/eval/NAME``; appends a line
+to ``outputs/quickstart_dev/results.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "outputs" / "quickstart_dev"
+N_DEV = 100
+WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+def split() -> tuple[Path, Path]:
+    """``train/`` (qrels/train.tsv without the dev queries) and ``dev/`` (their qrels as qrels/test.tsv)."""
+    from rerank_align.data import load_beir
+
+    src = REPO / "data" / "scifact"
+    qids = sorted(load_beir(src, split="train").qrels)
+    dev = set(random.Random(0).sample(qids, N_DEV))
+    folders = {"train": (OUT / "train", "train.tsv", False), "dev": (OUT / "dev", "test.tsv", True)}
+    for folder, name, keep_dev in folders.values():
+        (folder / "qrels").mkdir(parents=True, exist_ok=True)
+        for f in ("corpus.jsonl", "queries.jsonl"):
+            if not (folder / f).exists():
+                (folder / f).symlink_to(src / f)
+        lines = (src / "qrels" / "train.tsv").read_text().splitlines(keepends=True)
+        kept = [ln for ln in lines[1:] if (ln.split("\t")[0] in dev) == keep_dev]
+        (folder / "qrels" / name).write_text(lines[0] + "".join(kept))
+    return folders["train"][0], folders["dev"][0]
+
+
+def main() -> int:
+    name, overrides = sys.argv[1], sys.argv[2:]
+    os.chdir(REPO)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from rerank_align.evaluation.cli import main as eval_main
+    from rerank_align.train import main as train_main
+
+    train_dir, dev_dir = split()
+    model = OUT / "runs" / name
+    t0 = time.time()
+    if not (model / "reranker.json").exists():
+        train_main(
+            [
+                "recipes/quickstart/minilm_scifact.yaml",
+                f"data.beir={train_dir}",
+                "data.run=outputs/quickstart/bm25_train.run",
+                "data.teacher_files=[outputs/quickstart/teacher.jsonl]",
+                f"training.output_dir={model}",
+                *overrides,
+            ]
+        )
+    train_s = time.time() - t0
+    system = {"type": "reranker", "path": str(model), "autocast": "bfloat16"}
+    suite = {
+        "name": f"quickstart_dev_{name}",
+        "depth": 30,
+        "metrics": ["nDCG@10"],
+        "cache": str(OUT / "score_cache.sqlite"),
+        "collections": [
+            {"name": "dev", "path": str(dev_dir), "run": str(REPO / "outputs/quickstart/bm25_train.run")}
+        ],
+        "systems": [
+            {"name": "bm25", "type": "first_stage"},
+            {"name": "ce", **system},
+            *({"name": f"ce+bm25@{w}", **system, "fuse_first_stage": w} for w in WEIGHTS),
+        ],
+        "baseline": "bm25",
+    }
+    suite_path = OUT / "eval" / f"{name}.yaml"
+    suite_path.parent.mkdir(parents=True, exist_ok=True)
+    suite_path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    eval_main([str(suite_path), "--out", str(OUT / "eval" / name), "--quiet"])
+    res = json.loads((OUT / "eval" / name / "results.json").read_text())
+    metrics = {s: round(m["nDCG@10"], 4) for s, m in res["collections"]["dev"]["metrics"].items()}
+    line = {"name": name, "overrides": overrides, "train_s": round(train_s, 1), "dev_nDCG@10": metrics}
+    print(json.dumps(line))
+    with open(OUT / "results.jsonl", "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
