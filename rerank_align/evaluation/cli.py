@@ -56,7 +56,10 @@ def main(argv: list[str]) -> int:
 
         from rerank_align.evaluation.report import rich_table
 
-        Console().print(rich_table(results))
+        console = Console()
+        if not console.is_terminal:  # a log file would get rich's 80 columns and truncated system names
+            console = Console(width=160)
+        console.print(rich_table(results))
     return 0
 
 
