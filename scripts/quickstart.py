@@ -3,7 +3,7 @@
 1. BM25 (bm25s, Anserini settings) over the SciFact train queries → ``outputs/quickstart/bm25_train.run``.
 2. ``rerank-align label``: teacher = BM25 + the all-MiniLM-L6-v2 bi-encoder, z-scored per query and averaged,
    over the BM25 top-``depth`` and the judged documents of each train query → ``outputs/quickstart/teacher.jsonl``.
-3. ``rerank-align train recipes/quickstart/minilm_scifact.yaml``: MiniLM as a cross-encoder, Margin-MSE.
+3. ``rerank-align train recipes/quickstart/minilm_scifact.yaml``: MiniLM as a cross-encoder, KL distillation.
 4. ``rerank-align eval eval/suites/quickstart_scifact.yaml``: BM25 vs untrained vs trained vs trained fused with
    BM25 (weight chosen on held-out train queries), significance, report.
 
@@ -61,7 +61,7 @@ def main() -> int:
         ]
     )  # fmt: skip
 
-    console.rule("3/4 Training MiniLM as a cross-encoder (Margin-MSE)")
+    console.rule("3/4 Training MiniLM as a cross-encoder (KL distillation from the teacher)")
     overrides = [
         f"data.run={out / 'bm25_train.run'}",
         f"data.teacher_files=[{out / 'teacher.jsonl'}]",
