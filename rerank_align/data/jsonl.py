@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rerank_align.errors import InputError, where
@@ -44,3 +44,17 @@ def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict]]:
         if not isinstance(obj, dict):
             raise InputError(f"expected a JSON object, got {type(obj).__name__}", where=where(path, lineno))
         yield lineno, obj
+
+
+def write_validated_jsonl(
+    records: Sequence[dict], path: str | os.PathLike, validate: Callable[[dict, str], object]
+) -> None:
+    """Validate every record first (``validate(record, "record i")`` raises), then write the JSONL atomically, so
+    a bad record leaves no half-written file."""
+    from rerank_align.io import atomic_write
+
+    for i, r in enumerate(records):
+        validate(r, f"record {i}")
+    with atomic_write(path) as fh:
+        for r in records:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")

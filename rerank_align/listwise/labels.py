@@ -152,16 +152,10 @@ def lists_from_teacher(
 
 def write_list_records(records: list[dict], path: str) -> None:
     """Validate every record, then write the JSONL atomically (nothing is half-written)."""
-    import json
-
+    from rerank_align.data.jsonl import write_validated_jsonl
     from rerank_align.data.records import validate_list
-    from rerank_align.io import atomic_write
 
-    for i, r in enumerate(records):
-        validate_list(r, f"record {i}")
-    with atomic_write(path) as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_validated_jsonl(records, path, validate_list)
 
 
 def load_list_training_records(recipe: Any) -> list[dict]:

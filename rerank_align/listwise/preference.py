@@ -146,13 +146,7 @@ def pointwise_preferences(records: Sequence[dict], *, pairs_per_query: int = 1, 
 
 def write_preference_records(records: Sequence[dict], path: str) -> None:
     """Validate every record (DESIGN §2 preference format), then write the JSONL atomically."""
-    import json
-
+    from rerank_align.data.jsonl import write_validated_jsonl
     from rerank_align.data.records import validate_preference
-    from rerank_align.io import atomic_write
 
-    for i, r in enumerate(records):
-        validate_preference(r, f"record {i}")
-    with atomic_write(path) as fh:
-        for r in records:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_validated_jsonl(records, path, validate_preference)
