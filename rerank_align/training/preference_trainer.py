@@ -556,17 +556,30 @@ class DistillPreferenceTrainer(ListwiseDPOTrainer):
 # building from a recipe
 
 
+def _policy_samples(model: Any, builder: ListPromptBuilder, records: Sequence[dict], mc: Any) -> list:
+    """``mc.num_samples`` permutations per record sampled from the current listwise policy."""
+    from rerank_align.listwise.inference import ListwiseRanker
+    from rerank_align.listwise.preference import sample_permutations
+
+    ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
+    return sample_permutations(
+        ranker,
+        [r["query"] for r in records],
+        [r["docs"] for r in records],
+        k=mc.num_samples,
+        temperature=mc.sample_temperature,
+    )
+
+
 def preference_records(
     recipe: Any, records: list[dict], builder: ListPromptBuilder, model: Any
 ) -> list[dict]:
     """Preference records as given (``data.train_file``), or built from list records: from the graded qrels, or,
     with ``method.preference_source: samples``, against the farthest of permutations sampled from ``model``."""
-    from rerank_align.listwise.inference import ListwiseRanker
     from rerank_align.listwise.preference import (
         pointwise_preferences,
         preferences_from_qrels,
         preferences_from_samples,
-        sample_permutations,
     )
 
     if not records or "chosen" in records[0]:
@@ -576,14 +589,7 @@ def preference_records(
         return preferences_from_qrels(records)
     if mc.preference_source == "pointwise":
         return pointwise_preferences(records, pairs_per_query=mc.num_samples, seed=recipe.seed)
-    ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
-    samples = sample_permutations(
-        ranker,
-        [r["query"] for r in records],
-        [r["docs"] for r in records],
-        k=mc.num_samples,
-        temperature=mc.sample_temperature,
-    )
+    samples = _policy_samples(model, builder, records, mc)
     return preferences_from_samples(records, samples)
 
 
@@ -666,18 +672,7 @@ def build_preference_trainer(recipe, model, tokenizer, contract, records, args, 
 def pl_dpo_examples(recipe: Any, records: list[dict], builder: ListPromptBuilder, model: Any) -> list[dict]:
     """PL-DPO examples: preference records give K = 2 (chosen, rejected); list records give the target ranking,
     the first-stage order and ``method.num_samples`` permutations sampled from ``model``, ranked by nDCG."""
-    from rerank_align.listwise.inference import ListwiseRanker
-    from rerank_align.listwise.preference import sample_permutations
-
     if "chosen" in records[0]:
         return [pl_dpo_example(builder, r, [r["chosen"], r["rejected"]]) for r in records]
-    mc = recipe.method
-    ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
-    samples = sample_permutations(
-        ranker,
-        [r["query"] for r in records],
-        [r["docs"] for r in records],
-        k=mc.num_samples,
-        temperature=mc.sample_temperature,
-    )
+    samples = _policy_samples(model, builder, records, recipe.method)
     return [pl_dpo_example(builder, r, ranked_permutations(r, s)) for r, s in zip(records, samples)]
