@@ -134,6 +134,7 @@ def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any
         max_length=m.max_length,
         document_format=m.document_format,
         truncation_side={"query": m.query_truncation_side, "document": m.document_truncation_side},
+        list_format={"prompt_template": m.list_prompt_template} if m.list_prompt_template else None,
         vision={
             k: v
             for k, v in (("min_pixels", m.image_min_pixels), ("max_pixels", m.image_max_pixels))

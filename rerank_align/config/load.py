@@ -189,6 +189,18 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(
             f"method '{method.name}' trains a pointwise scorer", where="model.kind", hint="use yesno or head"
         )
+    if m.list_prompt_template is not None:
+        if m.kind != "listwise":
+            raise RecipeError(
+                "list_prompt_template applies to kind listwise only", where="model.list_prompt_template"
+            )
+        missing = [p for p in ("{query}", "{passages}") if p not in m.list_prompt_template]
+        if missing:
+            raise RecipeError(
+                f"list_prompt_template lacks {', '.join(missing)}",
+                where="model.list_prompt_template",
+                hint="e.g. 'Query: {query}\\n{passages}Rank the {n} passages:\\n'",
+            )
     if arch == "vlm" and m.kind != "yesno":
         raise RecipeError(
             f"kind {m.kind!r} on a VLM is not built", where="model.kind", hint="use kind: yesno for a VLM"

@@ -65,6 +65,10 @@ class ModelConfig:
     formula: Literal["logit_diff", "log_softmax_yes", "yes_logit"] | None = field(
         None, help="yesno score formula; the template preset's default if unset."
     )
+    list_prompt_template: str | None = field(
+        None,
+        help="Listwise: the prompt, with {n}, {query} and {passages} (default: RankGPT's instruction); in reranker.json.",
+    )
     answer_yes: str | None = field(None, help="Answer token for 'relevant' (must be a single token).")
     answer_no: str | None = field(None, help="Answer token for 'not relevant' (must be a single token).")
     document_format: str = field(

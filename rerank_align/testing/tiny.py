@@ -59,8 +59,13 @@ def build_tiny_causal(
     hidden_size: int = 64,
     num_layers: int = 2,
     seed: int = 0,
+    tie_word_embeddings: bool = True,
 ) -> Path:
-    """Save a tiny causal LM + tokenizer to ``path`` and return it."""
+    """Save a tiny causal LM + tokenizer to ``path`` and return it.
+
+    Tied by default, like Qwen3-0.6B, so merge/export paths see tied weights. Learning from scratch with a
+    full-vocabulary loss needs ``tie_word_embeddings=False`` (docs/learnability.md: under Adam the softmax
+    moves every tied row in a common direction and drowns the random token identities)."""
     import torch
     import transformers
 
@@ -74,7 +79,7 @@ def build_tiny_causal(
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=1024,
-        tie_word_embeddings=True,
+        tie_word_embeddings=tie_word_embeddings,
         pad_token_id=tok.pad_token_id,
         eos_token_id=tok.eos_token_id,
         bos_token_id=tok.bos_token_id,

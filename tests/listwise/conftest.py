@@ -86,9 +86,6 @@ def synth_task(tmp_path_factory) -> Path:
     return write_beir(make_task(16, 6, 10, seed=3), tmp_path_factory.mktemp("synth") / "task")
 
 
-SHORT_PROMPT = "Query: {query}\n{passages}Rank the {n} passages:\n"
-
-
 def listwise_reranker(path, **list_format):
     from rerank_align.scoring import Reranker
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from rerank_align.listwise.labels import lists_from_qrels
+from rerank_align.listwise.learnability import SHORT_PROMPT
 from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.training.listwise_trainer import ListwiseCollator, listwise_examples, listwise_loss
 
-from .conftest import SHORT_PROMPT, listwise_reranker
+from .conftest import listwise_reranker
 
 
 def test_first_steps_reduce_the_loss(tiny_causal, synth_task):
@@ -42,8 +43,8 @@ def test_first_steps_reduce_the_loss(tiny_causal, synth_task):
 def test_learnability(method, tmp_path):
     from rerank_align.listwise.learnability import learnability
 
-    # the measured setting of docs/learnability.md (lists of 20; fails today: the models do not learn relevance)
-    r = learnability(
-        method, tmp_path, n_test=50, n_candidates=20, epochs=12, hidden_size=128, num_layers=3, lr=3e-3
-    )
+    # the measured setting of docs/learnability.md (learnability()'s defaults: lists of 10, 3,000 training lists,
+    # 16 epochs; ~18 CPU minutes per method)
+    r = learnability(method, tmp_path)
     assert r["trained"] >= 0.9 > r["untrained"], r
+    assert r["trained_long"] >= 0.9 > r["untrained_long"], r  # lists of 20 by sliding windows of 10

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from rerank_align.listwise.learnability import SHORT_PROMPT
 from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.losses.ltr import ranknet
 from rerank_align.training.listwise_trainer import (
@@ -15,7 +16,7 @@ from rerank_align.training.listwise_trainer import (
     listwise_loss,
 )
 
-from .conftest import SHORT_PROMPT, listwise_reranker
+from .conftest import listwise_reranker
 
 WORDS = ["tarizu", "pelo", "kami", "suta", "lolo", "mine", "vozu", "rika"]
 
@@ -107,6 +108,7 @@ def test_recipe_path_trains_saves_and_reloads(tiny_causal, synth_task, tmp_path)
                 "kind": "listwise",
                 "max_length": 1024,
                 "max_document_length": 48,
+                "list_prompt_template": SHORT_PROMPT,
             },
             "data": {
                 "beir": str(synth_task),
@@ -130,5 +132,30 @@ def test_recipe_path_trains_saves_and_reloads(tiny_causal, synth_task, tmp_path)
     rr = Reranker.from_pretrained(out, device="cpu")
     lf = rr.contract.list_format
     assert (lf.decoding, lf.strategy, lf.window, lf.stride) == ("first", "sliding", 8, 4)
+    assert lf.prompt_template == SHORT_PROMPT  # the recipe's prompt is the saved contract's
     res = rr.rank_lists(["about kami"], [[f"doc {i}" for i in range(10)]])[0]
     assert sorted(res.order) == list(range(10)) and res.outputs == 2 and res.repaired == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "template", "message"),
+    [
+        ("yesno", SHORT_PROMPT, "kind listwise only"),
+        ("listwise", "Rank the {n} passages:\n{passages}", "lacks {query}"),
+        ("listwise", "Query: {query}\nRank them", "lacks {passages}"),
+    ],
+)
+def test_list_prompt_template_is_checked_at_load(tiny_causal, kind, template, message):
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=message) as e:
+        parse_recipe(
+            {
+                "model": {"name_or_path": str(tiny_causal), "kind": kind, "list_prompt_template": template},
+                "data": {"train_file": "x.jsonl"},
+                "method": {"name": "first" if kind == "listwise" else "score"},
+                "training": {"output_dir": "/tmp/unused"},
+            }
+        )
+    assert "model.list_prompt_template" in str(e.value)
