@@ -64,7 +64,7 @@ def build_tiny_causal(
     """Save a tiny causal LM + tokenizer to ``path`` and return it.
 
     Tied by default, like Qwen3-0.6B, so merge/export paths see tied weights. Learning from scratch with a
-    full-vocabulary loss needs ``tie_word_embeddings=False`` (docs/learnability.md: under Adam the softmax
+    full-vocabulary loss needs ``tie_word_embeddings=False`` (docs/learnability.md; likely because under Adam the softmax
     moves every tied row in a common direction and drowns the random token identities)."""
     import torch
     import transformers
