@@ -30,7 +30,11 @@ def main() -> None:
         ("--num-layers", int),
     ):
         ap.add_argument(flag, type=typ)
-    ap.add_argument("--tied", action="store_true", help="tie the tiny model's embeddings (fails, see docs)")
+    ap.add_argument(
+        "--tied",
+        action="store_true",
+        help="tie the tiny model's embeddings (not measured with this many steps)",
+    )
     ap.add_argument("--rankgpt-prompt", action="store_true", help="the contract's default RankGPT prompt")
     a = ap.parse_args()
     from rerank_align.listwise.learnability import learnability
