@@ -6,13 +6,13 @@ import argparse
 import os
 import sys
 
-from rerank_align.errors import RerankAlignError
+from rerank_align.errors import RerankAlignError, describe, user_error
 
 
 def _train(args: argparse.Namespace) -> int:
     from rerank_align.train import main as train_main
 
-    return train_main([args.recipe, *args.overrides])
+    return train_main([args.recipe, *args.overrides, *(["--overwrite"] if args.overwrite else [])])
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -27,7 +27,19 @@ def _recipes(args: argparse.Namespace) -> int:
     from rerank_align.config import load_recipe
 
     root = Path(args.root)
+    if args.root == "recipes" and not root.is_dir():
+        # run outside the repository: the recipes shipped next to the installed package
+        packaged = Path(__file__).resolve().parent.parent / "recipes"
+        root = packaged if packaged.is_dir() else root
+    if not root.is_dir():
+        raise RerankAlignError(
+            "recipe folder not found", where=str(root), hint="run from the repository root or pass the folder"
+        )
     paths = sorted(p for p in root.rglob("*.yaml") if "accelerate" not in p.parts)
+    if not paths:
+        raise RerankAlignError(
+            "no *.yaml recipes in this folder", where=str(root), hint="pass the recipe folder"
+        )
     failed = 0
     for p in paths:
         try:
@@ -36,7 +48,9 @@ def _recipes(args: argparse.Namespace) -> int:
         except RerankAlignError as e:
             status, failed = f"FAIL {e}", failed + 1
         print(f"{p}  {status}".rstrip())
-    return 1 if failed else 0
+    if failed:
+        print(f"error: {failed} of {len(paths)} recipes failed the check", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _label(args: argparse.Namespace) -> int:
@@ -86,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rerank-align", description="Fine-tune, align, evaluate and ship rerankers from YAML recipes."
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print the full traceback of an error (also RERANK_ALIGN_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
 
     p = sub.add_parser(
@@ -93,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("recipe")
     p.add_argument("overrides", nargs="*", help="key.sub=value overrides")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train into a non-empty output_dir that no earlier training run wrote",
+    )
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -137,6 +161,9 @@ PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan", "mrb-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    # --debug is global and may stand anywhere (the passthrough subcommands own every other flag)
+    debug = "--debug" in argv or os.environ.get("RERANK_ALIGN_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     if argv and argv[0] in PASSTHROUGH:
         # these subcommands own their flags (including --help); argparse.REMAINDER would stop at a leading '-'
         args = parser.parse_args([argv[0]])
@@ -153,12 +180,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except RerankAlignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # noqa: BLE001 (the one place every error becomes one line)
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: {describe(e)}", file=sys.stderr)
+        return 2 if user_error(e) else 1
     finally:
         sys.stdout.flush()
 

@@ -1,7 +1,9 @@
 """One error type for everything a user can get wrong.
 
 Every message is a single line that names the place (``file:line`` or a recipe key path) and says how to fix it.
-The CLI prints ``str(error)`` and exits with status 2, never a stack trace.
+The CLI prints ``error: str(error)`` and exits with status 2, never a stack trace (``--debug`` adds it). Operating
+system errors (a full disk, a read-only folder, a file where a folder was expected) and unreadable weights are
+user errors too (:func:`describe`); anything else is a bug: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -42,3 +44,54 @@ class NotBuiltError(RerankAlignError):
 def where(path: object, line: int | None = None) -> str:
     """``file:line`` for messages (line is 1-based)."""
     return f"{path}:{line}" if line is not None else str(path)
+
+
+_OS_HINTS = {
+    "ENOSPC": "the disk is full; free space and rerun (finished outputs are only ever replaced whole)",
+    "EDQUOT": "disk quota exceeded; free space and rerun",
+    "EACCES": "check the permissions, or choose another path",
+    "EPERM": "check the permissions, or choose another path",
+    "EROFS": "the file system is read-only; choose another path",
+    "EISDIR": "this is a folder; a file was expected",
+    "ENOTDIR": "a part of this path is a file, not a folder",
+    "ENOENT": "check the path",
+    "EEXIST": "remove it or choose another path",
+}
+
+
+def _weights_error(e: BaseException) -> bool:
+    """safetensors / torch failures to read a weights file (truncated, corrupt header, not a weights file)."""
+    mod = type(e).__module__ or ""
+    text = str(e).lower()
+    return mod.startswith("safetensors") or (
+        isinstance(e, (OSError, RuntimeError, ValueError))
+        and any(
+            k in text
+            for k in ("safetensors", "deserializing header", "invalid load key", "pytorchstreamreader")
+        )
+    )
+
+
+def user_error(e: BaseException) -> bool:
+    """A problem with the user's input or machine (exit 2), not a bug in rerank_align (exit 1)."""
+    return isinstance(e, (RerankAlignError, OSError)) or _weights_error(e)
+
+
+def describe(e: BaseException) -> str:
+    """One line for any exception: ``where: what (hint)``."""
+    import errno
+
+    if isinstance(e, RerankAlignError):
+        return str(e)
+    if _weights_error(e):
+        what = " ".join(str(e).split()) or type(e).__name__
+        return f"cannot read the model weights: {what} (the weights file is corrupt or truncated; re-save or re-download it)"
+    if isinstance(e, OSError):
+        code = errno.errorcode.get(e.errno or -1, "")
+        place = e.filename if e.filename is not None else None
+        what = e.strerror or " ".join(str(e).split()) or type(e).__name__
+        hint = _OS_HINTS.get(code)
+        msg = f"{place}: {what}" if place else what
+        return f"{msg} ({hint})" if hint else msg
+    what = " ".join(str(e).split())
+    return f"internal error: {type(e).__name__}: {what} (a bug in rerank_align: rerun with --debug and report it)"

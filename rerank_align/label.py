@@ -139,6 +139,24 @@ def score_teacher(
     return out
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before any teacher loads: the output files are new (or ``--overwrite``) and are none of the inputs."""
+    from rerank_align.io import check_output
+
+    inputs = [x for x in (args.groups, args.beir, args.run) if x]
+    inputs += [t.split(":", 1)[1] for t in args.teacher if ":" in t]
+    for flag in ("out", "groups_out"):
+        value = getattr(args, flag)
+        if value:
+            check_output(
+                value,
+                overwrite=args.overwrite,
+                kind="file",
+                sources=inputs,
+                where="--" + flag.replace("_", "-"),
+            )
+
+
 def main(argv: list[str]) -> int:
     from rerank_align.io import write_jsonl
     from rerank_align.training.teachers import attach, ensemble
@@ -168,7 +186,9 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--out", required=True, help="teacher scores JSONL")
     p.add_argument("--groups-out", help="also write the group records with 'scores' attached")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --out / --groups-out files")
     args = p.parse_args(argv)
+    _check_outputs(args)
     if bool(args.groups) == bool(args.beir):
         raise InputError("give exactly one of --groups or --beir")
     records = None

@@ -49,6 +49,21 @@ def default_training_args(recipe: Recipe) -> dict[str, Any]:
     return args
 
 
+def _min_negatives(recipe: Recipe) -> int:
+    """A contrastive group needs a negative: with none (and no in-batch negatives) its loss is 0, silently."""
+    from rerank_align.config.recipe import POINTWISE_LOSSES
+
+    m = recipe.method
+    if (
+        recipe.spec.trainer != "score"
+        or m.group_size < 2
+        or m.in_batch_negatives
+        or m.loss in POINTWISE_LOSSES
+    ):
+        return 0
+    return 1
+
+
 def load_training_records(recipe: Recipe) -> list[dict]:
     """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
     import random
@@ -62,7 +77,7 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     if d.teacher_files:
         teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
     if d.train_file:
-        records = read_group_records(d.train_file)
+        records = read_group_records(d.train_file, min_negatives=_min_negatives(recipe))
         if teacher is not None:
             records = attach(records, teacher, source=", ".join(d.teacher_files))
     else:
@@ -208,7 +223,29 @@ TRAINERS = {
 }
 
 
-def run(recipe: Recipe) -> dict[str, Any]:
+TRAIN_OUTPUTS = ("checkpoint-*", "train_summary.json", "recipe.yaml", "trainer_state.json")
+"""Files an earlier training run leaves in output_dir: a folder holding one may be trained into again (resume)."""
+
+
+def check_output_dir(recipe: Recipe, *, overwrite: bool = False) -> None:
+    """Before any model loads: ``output_dir`` is writable and is new, empty, or an earlier run's (a read-only
+    folder would otherwise fail at the first save, after every step has run)."""
+    from rerank_align.io import check_output
+
+    out = {**default_training_args(recipe), **recipe.training}.get("output_dir")
+    if out:
+        sources = [p for p in (recipe.model.name_or_path, recipe.data.train_file, recipe.data.beir) if p]
+        check_output(
+            out,
+            overwrite=overwrite,
+            sources=sources,
+            ours=TRAIN_OUTPUTS,
+            replace=False,
+            where="training.output_dir",
+        )
+
+
+def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     from transformers import set_seed
 
     from rerank_align.config.load import model_architecture, training_args_class
@@ -220,6 +257,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
     spec = recipe.spec
     if not spec.built or spec.trainer not in TRAINERS:
         raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
+    check_output_dir(recipe, overwrite=overwrite)
     set_seed(recipe.seed)
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
@@ -277,8 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    overwrite = "--overwrite" in argv
+    argv = [a for a in argv if a != "--overwrite"]
     recipe = load_recipe(argv[0], argv[1:])
-    summary = run(recipe)
+    summary = run(recipe, overwrite=overwrite)
     print(json.dumps(summary, indent=2))
     return 0
 

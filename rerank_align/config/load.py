@@ -19,14 +19,22 @@ from rerank_align.losses import TENSOR_ARGS
 
 
 def read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise RecipeError(
+            "is a folder, not a recipe file", where=str(path), hint="give the recipe's .yaml file inside it"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RecipeError("recipe file not found", where=str(path)) from None
     except UnicodeDecodeError:
         raise RecipeError("recipe is not valid UTF-8", where=str(path)) from None
+    except PermissionError:
+        raise RecipeError(
+            "recipe file is not readable", where=str(path), hint="check its permissions"
+        ) from None
     try:
-        data = load_yaml(text)
+        data = load_yaml(text.removeprefix("\ufeff"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}" if mark else str(path)

@@ -43,6 +43,8 @@ def read_corpus(path: str | os.PathLike) -> dict[str, dict]:
                 f"duplicate document id {doc_id!r}", where=where(path, lineno), hint="ids must be unique"
             )
         corpus[doc_id] = {"id": doc_id, "title": title, "text": text}
+    if not corpus:
+        raise InputError("no documents (the file is empty)", where=str(path), hint="check the corpus file")
     return corpus
 
 
@@ -62,11 +64,17 @@ def read_queries(path: str | os.PathLike) -> dict[str, str]:
         if qid in queries:
             raise InputError(f"duplicate query id {qid!r}", where=where(path, lineno))
         queries[qid] = text
+    if not queries:
+        raise InputError("no queries (the file is empty)", where=str(path), hint="check the queries file")
     return queries
 
 
 def read_qrels(path: str | os.PathLike) -> Qrels:
-    """BEIR qrels TSV (``query-id  corpus-id  score``, header optional) or TREC qrels (``qid 0 docid grade``)."""
+    """BEIR qrels TSV (``query-id  corpus-id  score``, header optional) or TREC qrels (``qid 0 docid grade``).
+
+    Grades are integers (``2`` or ``2.0``); a fractional grade (``0.5``) is an error rather than truncated. A file
+    with no judgments (empty, or a header only) is an error: every metric would be 0 for want of data. The same
+    (query, document) judged twice with different grades is an error; the same grade twice is kept once."""
     path = Path(path)
     qrels: Qrels = {}
     for lineno, line in iter_lines(path):
@@ -84,12 +92,32 @@ def read_qrels(path: str | os.PathLike) -> Qrels:
             )
         qid, did, grade = (p.strip() for p in parts)
         try:
-            g = int(float(grade))
+            value = float(grade)
         except ValueError:
             raise InputError(
                 f"relevance grade {grade!r} is not a number", where=where(path, lineno)
             ) from None
+        if not math.isfinite(value) or value != int(value):
+            raise InputError(
+                f"relevance grade {grade!r} is not an integer",
+                where=where(path, lineno),
+                hint="qrels grades are integers (0 = not relevant); map fractional labels to grades first",
+            )
+        g = int(value)
+        previous = qrels.get(qid, {}).get(did)
+        if previous is not None and previous != g:
+            raise InputError(
+                f"document {did!r} is judged twice for query {qid!r} with different grades ({previous}, {g})",
+                where=where(path, lineno),
+                hint="keep one judgment per (query, document)",
+            )
         qrels.setdefault(qid, {})[did] = g
+    if not qrels:
+        raise InputError(
+            "no judgments (the file is empty or has only a header)",
+            where=str(path),
+            hint="metrics need qrels; check the split name and the file",
+        )
     return qrels
 
 
@@ -127,6 +155,10 @@ def read_run(path: str | os.PathLike, *, depth: int | None = None) -> Run:
             raise InputError(f"document {did!r} appears twice for query {qid!r}", where=where(path, lineno))
         seen.add((qid, did))
         rows.setdefault(qid, []).append((s, r, lineno, did))
+    if not rows:
+        raise InputError(
+            "no candidates (the run file is empty)", where=str(path), hint="check the first-stage run file"
+        )
     run: Run = {}
     for qid, cands in rows.items():
         cands.sort(key=lambda c: (-c[0], c[1], c[2]))

@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rerank_align.errors import InputError, where
 
+log = logging.getLogger(__name__)
+
+BOM = "\ufeff"
+BOMS_STRIPPED: list[str] = []
+"""Files whose leading UTF-8 byte-order mark was stripped, in reading order (reports count them)."""
+
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
-    """Yield ``(line_number, text)`` of a UTF-8 text file, 1-based; invalid UTF-8 names its line."""
+    """Yield ``(line_number, text)`` of a UTF-8 text file, 1-based; invalid UTF-8 names its line.
+
+    A byte-order mark at the start of the file (Windows editors write one) is stripped, logged and recorded in
+    :data:`BOMS_STRIPPED`; left in place it would glue itself to the first id and silently drop that row."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, expected a file", where=str(path), hint="give the file inside it")
     if not path.is_file():
         raise InputError("file not found", where=str(path), hint="check the path in the recipe or command")
     with open(path, "rb") as fh:
@@ -25,6 +37,10 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                     where=where(path, lineno),
                     hint="re-encode the file as UTF-8",
                 ) from None
+            if lineno == 1 and text.startswith(BOM):
+                text = text[len(BOM) :]
+                BOMS_STRIPPED.append(str(path))
+                log.warning("%s: stripped a UTF-8 byte-order mark at the start of the file", path)
             yield lineno, text.rstrip("\r\n")
 
 

@@ -87,10 +87,45 @@ def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def validate_group(rec: dict, loc: str | None = None) -> dict:
+def _identity(doc: dict) -> tuple:
+    """A document's identity inside one record: its id when it has one, else its whole content."""
+    if "id" in doc:
+        return ("id", doc["id"])
+    return ("content", doc.get("title", ""), doc.get("text", ""), doc.get("image"))
+
+
+def _no_duplicates(docs: list[tuple[str, dict]], loc: str | None) -> None:
+    seen: dict[tuple, str] = {}
+    for name, doc in docs:
+        key = _identity(doc)
+        if key in seen:
+            what = f"id {key[1]!r}" if key[0] == "id" else "the same content"
+            _fail(
+                f"{name} repeats {seen[key]} ({what})",
+                loc,
+                "a group lists each document once; a document cannot be both positive and negative",
+            )
+        seen[key] = name
+
+
+def validate_group(rec: dict, loc: str | None = None, *, min_negatives: int = 0) -> dict:
+    """A group record, normalised. Degenerate groups are errors: no positive, a document listed twice (or as
+    both positive and negative), fewer than ``min_negatives`` negatives (a contrastive group of one scores
+    nothing)."""
     _check_keys(rec, {"query", "positives", "negatives", "scores", "labels", "qid"}, loc, "group")
     out = {"query": _query(rec, loc), "positives": _docs(rec, "positives", loc, min_len=1)}
     out["negatives"] = _docs(rec, "negatives", loc, min_len=0) if "negatives" in rec else []
+    if len(out["negatives"]) < min_negatives:
+        _fail(
+            f"group has {len(out['negatives'])} negatives; this method needs at least {min_negatives}",
+            loc,
+            "add negatives (rerank-align mine) or drop the record",
+        )
+    _no_duplicates(
+        [(f"positives[{i}]", d) for i, d in enumerate(out["positives"])]
+        + [(f"negatives[{i}]", d) for i, d in enumerate(out["negatives"])],
+        loc,
+    )
     if "qid" in rec:
         out["qid"] = str(rec["qid"])
     if "scores" in rec:
@@ -188,8 +223,10 @@ def _resolve_images(rec: dict, folder: Path, loc: str) -> dict:
     return rec
 
 
-def read_group_records(path: str | os.PathLike) -> list[dict]:
+def read_group_records(path: str | os.PathLike, *, min_negatives: int = 0) -> list[dict]:
     """All group records of a JSONL file, validated (the whole file is checked before anything is returned)."""
+    if min_negatives:
+        return list(_read(path, lambda rec, loc: validate_group(rec, loc, min_negatives=min_negatives)))
     return list(_read(path, validate_group))
 
 

@@ -20,6 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default: the suite's 'output', else outputs/eval/<suite>)")
     p.add_argument("--limit-queries", type=int, metavar="N", help="first N judged queries of each collection")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the score cache")
+    p.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty --out that no earlier eval wrote"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no results table")
     return p
@@ -45,6 +48,7 @@ def main(argv: list[str]) -> int:
             use_cache=not args.no_cache,
             show_progress=not args.no_progress,
             argv=list(argv),
+            overwrite=args.overwrite,
         )
     except RerankAlignError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -64,4 +68,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from rerank_align.cli import main as cli_main
+
+    raise SystemExit(cli_main(["eval", *sys.argv[1:]]))

@@ -228,6 +228,7 @@ def convert_published(
     name: str | None = None,
     task_type: str | None = None,
     depth: int = 100,
+    overwrite: bool = False,
 ) -> Path:
     """Convert one MRB test set from its published form into a task folder.
 
@@ -235,12 +236,14 @@ def convert_published(
     modality, text, image), ``corpus`` (id, modality, text, image) and ``qrels`` (query-id, corpus-id, score), as
     parquet (``query.parquet``, ``query-00000-of-00001.parquet`` or ``query/*.parquet``) or JSONL. ``run`` is the
     first-stage candidate list (TREC run), cut to ``depth`` per query. Images (HF ``Image`` cells with ``bytes``)
-    are written under ``dst/images``. The folder is written atomically.
+    are written under ``dst/images``. The folder is written atomically; an existing non-empty ``dst`` is replaced
+    only with ``overwrite``, and never when it holds ``src`` or ``run``.
     """
     from rerank_align.data.beir import read_run, write_run
-    from rerank_align.io import atomic_dir
+    from rerank_align.io import atomic_dir, check_output
 
     src, dst = Path(src), Path(dst)
+    check_output(dst, overwrite=overwrite, sources=[src, run], where="DST")
     queries = _read_table(src, "query")
     corpus = _read_table(src, "corpus")
     qrels_rows = _read_table(src, "qrels")
@@ -310,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="task name (default: the source folder name)")
     p.add_argument("--type", dest="task_type", help="T→T, T→I, I→T, I→I or fused (default: inferred)")
     p.add_argument("--depth", type=int, default=100, help="candidates kept per query (default 100)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty DST")
     a = p.parse_args(argv)
-    out = convert_published(a.src, a.dst, run=a.run, name=a.name, task_type=a.task_type, depth=a.depth)
+    out = convert_published(
+        a.src, a.dst, run=a.run, name=a.name, task_type=a.task_type, depth=a.depth, overwrite=a.overwrite
+    )
     task = load_mrb_task(out)
     print(f"{out}: {task.name} ({task.type}), {len(task.queries)} queries, {len(task.corpus)} documents")
     return 0

@@ -36,6 +36,11 @@ class Prepared:
     run_path: str
     dropped_self_hits: int = 0
     info: dict = field(default_factory=dict)
+    n_judged: int = 0
+    """Judged queries of the split (qrels with a query text), before ``--limit-queries``."""
+    dropped_unjudged: int = 0
+    """Run rows of queries without judgments (they cannot be scored by any metric)."""
+    boms_stripped: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------ distribution
@@ -106,6 +111,9 @@ def _norm(text: str) -> str:
 
 def prepare_collection(spec: CollectionSpec, suite: Suite, *, limit_queries: int | None = None) -> Prepared:
     """Load the collection and its first-stage candidates; apply the self-hit policy and the query limit."""
+    from rerank_align.data import jsonl
+
+    boms_before = len(jsonl.BOMS_STRIPPED)
     mrb_type = spec.mrb_type
     if spec.mrb_type is not None or (spec.path / "mrb.json").exists():
         from rerank_align.evaluation.mrb import load_mrb_task
@@ -122,6 +130,7 @@ def prepare_collection(spec: CollectionSpec, suite: Suite, *, limit_queries: int
         default_run = spec.path / "bm25_top100.run"
     depth = spec.depth or suite.depth
     qids = [q for q in qrels if q in queries]
+    n_judged = len(qids)
     if limit_queries is not None:
         qids = qids[:limit_queries]
     run_path = spec.run if spec.run is not None else None
@@ -140,6 +149,16 @@ def prepare_collection(spec: CollectionSpec, suite: Suite, *, limit_queries: int
         }
         run_label = "bm25s(lucene,k1=0.9,b=0.4,en-stop,snowball,title+text)"
     keep = set(qids)
+    dropped_unjudged = sum(len(c) for q, c in run.items() if q not in qrels)
+    if not qids:
+        raise InputError("no judged query has a text in the queries file", where=str(spec.path))
+    if run_path is not None and not any(run.get(q) for q in qids):
+        raise InputError(
+            f"the run has no candidates for any of the {len(qids)} judged queries "
+            f"(run query ids, first: {next(iter(run))!r}; judged, first: {qids[0]!r})",
+            where=run_label,
+            hint="the run and qrels must use the same query ids and split",
+        )
     run = {q: c for q, c in run.items() if q in keep}
     dropped = 0
     for q, cands in run.items():
@@ -163,7 +182,19 @@ def prepare_collection(spec: CollectionSpec, suite: Suite, *, limit_queries: int
         )
     qrels = {q: qrels[q] for q in qids}
     return Prepared(
-        spec, queries, corpus, qrels, run, qids, depth, run_label, dropped, info={"mrb_type": mrb_type}
+        spec,
+        queries,
+        corpus,
+        qrels,
+        run,
+        qids,
+        depth,
+        run_label,
+        dropped,
+        info={"mrb_type": mrb_type},
+        n_judged=n_judged,
+        dropped_unjudged=dropped_unjudged,
+        boms_stripped=jsonl.BOMS_STRIPPED[boms_before:],
     )
 
 
@@ -295,6 +326,61 @@ def _rank_listwise(
 
 # ------------------------------------------------------------------------------------------------------- suite
 
+EVAL_OUTPUTS = ("results.json", "report.md", "score_cache.sqlite*", "runs", "plots")
+"""What an eval writes: a folder holding one of these is an earlier eval's, which a rerun updates (and resumes)."""
+
+
+def check_systems(specs: list) -> None:
+    """Every model-backed system points at something loadable: a local folder with its files and readable
+    weights, or a model in the Hugging Face cache. Cheap (no weights are loaded)."""
+    from rerank_align.io import check_safetensors
+    from rerank_align.scoring.modeling import resolve_model_path
+
+    needs = {"reranker": "reranker.json", "base": "config.json", "cross_encoder": "config.json"}
+    for spec in specs:
+        if spec.type not in needs:
+            continue
+        where = f"systems.{spec.name}.path"
+        path = Path(resolve_model_path(spec.path))
+        if path.exists():
+            if not path.is_dir():
+                raise SuiteError(f"{path} is a file, expected a model folder", where=where)
+            if not (path / needs[spec.type]).is_file():
+                raise SuiteError(
+                    f"{path} has no {needs[spec.type]}",
+                    where=where,
+                    hint="a 'reranker' system needs a folder saved by rerank-align (train, merge)"
+                    if spec.type == "reranker"
+                    else "point it at a model folder",
+                )
+            check_safetensors(path)
+            continue
+        looks_local = (
+            path.is_absolute() or str(spec.path).startswith((".", "~")) or str(spec.path).count("/") != 1
+        )
+        cached = None
+        if not looks_local:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(str(spec.path), needs[spec.type])
+        if not isinstance(cached, str):
+            raise SuiteError(
+                f"model folder {str(spec.path)!r} not found"
+                + ("" if looks_local else " (nor in the Hugging Face cache)"),
+                where=where,
+                hint="check the path (relative paths are relative to the suite file)",
+            )
+
+
+def remove_empty_cache(path: Path, *, remove_folder: bool) -> None:
+    """Delete a score cache this run created and never filled (with sqlite's WAL and shared-memory files), and
+    its folder when this run created that too and nothing else is in it."""
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        p.unlink(missing_ok=True)
+    folder = path.parent
+    if remove_folder and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
 
 def run_suite(
     suite: Suite,
@@ -308,8 +394,13 @@ def run_suite(
     show_progress: bool = True,
     write: bool = True,
     argv: list[str] | None = None,
+    overwrite: bool = False,
 ) -> dict:
-    """Evaluate ``suite``; returns the results dict (also written to ``out`` by rank 0 when ``write``)."""
+    """Evaluate ``suite``; returns the results dict (also written to ``out`` by rank 0 when ``write``).
+
+    Before the first score: the output folder is checked (writable; new, empty, an earlier eval's, or
+    ``overwrite``), every system's model folder is checked (:func:`check_systems`) and every collection is
+    loaded. A run that fails before caching any score leaves no score cache behind."""
     from rerank_align.evaluation.report import build_results, write_outputs
     from rerank_align.evaluation.significance import bootstrap_ci, compare
 
@@ -333,14 +424,22 @@ def run_suite(
         col_specs = [c for c in suite.collections if c.name in collections]
     out_dir = Path(out) if out is not None else (suite.output or Path("outputs/eval") / suite.name)
     cache_path = suite.cache or (out_dir / "score_cache.sqlite")
+    metrics = [canonical_name(m) for m in suite.metrics]
+
+    # everything that can be wrong is checked before the first score: output folder, every system, every collection
+    if write or use_cache:
+        from rerank_align.io import check_output
+
+        check_output(out_dir, overwrite=overwrite, ours=EVAL_OUTPUTS, replace=False)
+    check_systems([s for s in sys_specs if not (scorers and s.name in scorers)])
+    preps = [prepare_collection(c, suite, limit_queries=limit_queries) for c in col_specs]
     # rank 0 creates the sqlite file (and its WAL mode) before the others open it: concurrent creation races
+    cache_existed = use_cache and Path(cache_path).exists()
+    folder_existed = Path(cache_path).parent.exists()
     cache = ScoreCache(cache_path if use_cache else None) if dist.main else None
     dist.barrier()
     if cache is None:
         cache = ScoreCache(cache_path if use_cache else None)
-    metrics = [canonical_name(m) for m in suite.metrics]
-
-    preps = [prepare_collection(c, suite, limit_queries=limit_queries) for c in col_specs]
     sys_info: dict[str, dict] = {}
     per_query: dict[str, dict[str, dict]] = {p.spec.name: {} for p in preps}
     rankings_all: dict[str, dict[str, dict]] = {p.spec.name: {} for p in preps}
@@ -420,6 +519,11 @@ def run_suite(
                     "seconds": round(time.perf_counter() - t0, 3),
                     **total_stats,
                 }
+    except BaseException:
+        if dist.main and use_cache and not cache_existed and cache.count() == 0:
+            cache.close()
+            remove_empty_cache(Path(cache_path), remove_folder=not folder_existed)
+        raise
     finally:
         if progress is not None:
             progress.stop()
@@ -448,8 +552,12 @@ def run_suite(
             "depth": prep.depth,
             "mrb_type": prep.info.get("mrb_type"),
             "n_queries": len(prep.qids),
+            "n_queries_judged": prep.n_judged,
+            "n_queries_evaluated": len(prep.qids),
             "n_queries_with_candidates": sum(1 for q in prep.qids if prep.run.get(q)),
             "n_candidates": sum(len(prep.run.get(q, [])) for q in prep.qids),
+            "dropped_unjudged_candidates": prep.dropped_unjudged,
+            "boms_stripped": prep.boms_stripped,
             "dropped_self_hits": prep.dropped_self_hits,
             "drop_self_hits": prep.spec.drop_self_hits,
             "metrics": means,

@@ -93,6 +93,15 @@ def plain_transformers_scores(path: Path, queries: list, docs: list, batch_size:
     return np.concatenate(out).astype("float64")
 
 
+def _check_out(src: Path, out: Path, overwrite: bool, *inputs: Any) -> None:
+    """Before any model loads: ``out`` is new or empty (or ``overwrite``) and holds none of the inputs."""
+    from rerank_align.io import check_output, check_safetensors
+
+    files = [p for x in inputs for p in (x if isinstance(x, list) else [x]) if p]
+    check_output(out, overwrite=overwrite, sources=[src, *files])
+    check_safetensors(src)
+
+
 def to_seq_cls(
     src: str | os.PathLike,
     out: str | os.PathLike,
@@ -104,6 +113,7 @@ def to_seq_cls(
     recipe: str | None = None,
     data_files: list[str] | None = None,
     trust_remote_code: bool = False,
+    overwrite: bool = False,
 ) -> ParityReport:
     import torch
     from transformers import AutoModelForSequenceClassification
@@ -112,6 +122,7 @@ def to_seq_cls(
     from rerank_align.scoring.modeling import load_model
 
     src, out = Path(src), Path(out)
+    _check_out(src, out, overwrite, probe_file, results, recipe, data_files)
     contract, tokenizer = _load_source(src, trust_remote_code)
     if contract.kind != "yesno" or contract.architecture != "causal":
         raise ContractError(
@@ -268,6 +279,7 @@ def to_cross_encoder(
     results: str | None = None,
     recipe: str | None = None,
     data_files: list[str] | None = None,
+    overwrite: bool = False,
 ) -> ParityReport:
     """Copy an encoder head reranker so that sentence-transformers CrossEncoder(path) gives the same scores."""
     import shutil
@@ -275,6 +287,7 @@ def to_cross_encoder(
     from rerank_align.io import atomic_dir
 
     src, out = Path(src), Path(out)
+    _check_out(src, out, overwrite, probe_file, results, recipe, data_files)
     contract, tokenizer = _load_source(src, False)
     if contract.architecture != "encoder" or contract.kind != "head":
         raise ContractError(
@@ -350,7 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("directory", help="a saved (merged) reranker folder with reranker.json")
     p.add_argument("--to", required=True, choices=["seq-cls", "cross-encoder"])
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out (only once the new model is complete)",
+    )
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--probe-file", help="JSONL of group records to probe with (default: built-in pairs)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
@@ -369,6 +387,7 @@ def main(argv: list[str]) -> int:
         results=args.results,
         recipe=args.recipe,
         data_files=args.data,
+        overwrite=args.overwrite,
     )
     if args.to == "seq-cls":
         report = to_seq_cls(
@@ -383,4 +402,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from rerank_align.cli import main as cli_main
+
+    sys.exit(cli_main(["export", *sys.argv[1:]]))

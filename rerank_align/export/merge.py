@@ -192,16 +192,24 @@ def merge(
     recipe: str | None = None,
     data_files: list[str] | None = None,
     trust_remote_code: bool = False,
+    overwrite: bool = False,
 ) -> ParityReport:
+    """Merge ``adapter_dir`` into its base and write the model to ``out`` (see the module docstring).
+
+    ``out`` must be new or empty (``overwrite`` replaces an existing folder, only once the new one is complete)
+    and may not contain the adapter or any other input."""
     import torch
     from peft import PeftModel
 
-    from rerank_align.io import atomic_dir, write_json
+    from rerank_align.io import atomic_dir, check_output, check_safetensors, write_json
     from rerank_align.scoring.contract import ScoringContract
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.scoring.reranker import Reranker
 
     adapter_dir, out = Path(adapter_dir), Path(out)
+    inputs = [adapter_dir, *(p for p in (probe_file, results, recipe, base) if p), *(data_files or [])]
+    check_output(out, overwrite=overwrite, sources=inputs)
+    check_safetensors(adapter_dir)
     target_dtype = torch_dtype(dtype)
     contract = ScoringContract.load(adapter_dir)
     if contract.kind == "listwise":
@@ -313,6 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("adapter_dir", help="folder with adapter_config.json, adapter weights and reranker.json")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a non-empty --out (only once the new model is complete)",
+    )
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     p.add_argument("--probe-file", help="JSONL of group records to probe with (default: built-in pairs)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE, help="max |Δ score| in float32")
@@ -348,6 +361,7 @@ def main(argv: list[str]) -> int:
         recipe=args.recipe,
         data_files=args.data,
         trust_remote_code=args.trust_remote_code,
+        overwrite=args.overwrite,
     )
     for c in report.checks:
         print(c.line())
@@ -356,4 +370,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from rerank_align.cli import main as cli_main
+
+    sys.exit(cli_main(["merge", *sys.argv[1:]]))
