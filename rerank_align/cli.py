@@ -155,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_error(e: BaseException, *, debug: bool = False) -> int:
+    """Print ``error: <where>: <what> (<fix>)`` (and the traceback with ``--debug``); the exit status: 2 for a
+    problem with the input or the machine, 1 for a bug."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(e)
+    print(f"error: {describe(e)}", file=sys.stderr)
+    return 2 if user_error(e) else 1
+
+
 PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan", "mrb-convert")
 
 
@@ -164,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     # --debug is global and may stand anywhere (the passthrough subcommands own every other flag)
     debug = "--debug" in argv or os.environ.get("RERANK_ALIGN_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
+    if debug:
+        os.environ["RERANK_ALIGN_DEBUG"] = "1"  # subcommands that report their own errors read it
     if argv and argv[0] in PASSTHROUGH:
         # these subcommands own their flags (including --help); argparse.REMAINDER would stop at a leading '-'
         args = parser.parse_args([argv[0]])
@@ -184,12 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 (the one place every error becomes one line)
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        print(f"error: {describe(e)}", file=sys.stderr)
-        return 2 if user_error(e) else 1
+        return report_error(e, debug=debug)
     finally:
         sys.stdout.flush()
 

@@ -239,7 +239,7 @@ def check_output(
         names = {p.name for p in path.iterdir()}
         if names and not overwrite and not any(fnmatch.fnmatch(n, pat) for n in names for pat in ours):
             raise RerankAlignError(
-                f"folder is not empty ({len(names)} entries) and was not written by this command",
+                f"folder already exists and is not empty ({len(names)} entries)",
                 where=f"{where} {path}",
                 hint="pass --overwrite to replace it, or choose a new folder",
             )

@@ -51,8 +51,11 @@ def main(argv: list[str]) -> int:
             overwrite=args.overwrite,
         )
     except RerankAlignError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        import os
+
+        from rerank_align.cli import report_error
+
+        return report_error(e, debug=os.environ.get("RERANK_ALIGN_DEBUG", "") not in ("", "0"))
     from rerank_align.evaluation.runner import Dist
 
     if not args.quiet and Dist().main:

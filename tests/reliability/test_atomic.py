@@ -114,7 +114,7 @@ def test_interrupted_merge_keeps_the_previous_merge(tiny_causal, tmp_path, monke
     good = snapshot(out)
     monkeypatch.setattr(card, "write_card", boom)  # the last step inside the temporary folder
     with pytest.raises(KeyboardInterrupt):
-        merge_mod.merge(adapter, out)
+        merge_mod.merge(adapter, out, overwrite=True)
     assert snapshot(out) == good
     assert leftovers(tmp_path) == []
 
@@ -129,7 +129,7 @@ def test_interrupted_export_keeps_the_previous_export(tiny_causal, tmp_path, mon
     good = snapshot(out)
     monkeypatch.setattr(export_mod, "plain_transformers_scores", boom)  # after the weights are saved
     with pytest.raises(KeyboardInterrupt):
-        export_mod.main([str(tmp_path / "src"), "--to", "seq-cls", "--out", str(out)])
+        export_mod.main([str(tmp_path / "src"), "--to", "seq-cls", "--out", str(out), "--overwrite"])
     assert snapshot(out) == good
     assert leftovers(tmp_path) == []
 
@@ -172,6 +172,7 @@ def test_interrupted_results_and_labelled_data_keep_the_previous_files(tmp_path,
                 str(mined),
                 "--seed",
                 "9",
+                "--overwrite",
             ]
         )
     monkeypatch.undo()
