@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from rerank_align.config import load_recipe
 from rerank_align.data import read_corpus, read_qrels, read_queries, read_run
 from rerank_align.data.records import read_group_records, read_list_records, read_preference_records
 from rerank_align.evaluation.config import load_suite
