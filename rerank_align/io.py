@@ -61,9 +61,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file by itself
+            e.filename = str(path)
         raise
 
 

@@ -22,18 +22,39 @@ class NonFiniteLossError(RerankAlignError):
     pass
 
 
+def ranks_with_fault(local_bad: bool, device: torch.device | None = None) -> list[int]:
+    """The ranks whose flag is set (one all-gather of one number per rank; ``[0]``/``[]`` without a process
+    group). Every rank learns about a fault on any rank at the same step, so all of them stop together."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [0] if local_bad else []
+    flags = torch.zeros(dist.get_world_size(), device=device)
+    flags[dist.get_rank()] = float(local_bad)
+    dist.all_reduce(flags)
+    return [i for i, f in enumerate(flags.tolist()) if f > 0]
+
+
 class RerankTrainerMixin:
     contract: Any = None
     ranking_eval: Any = None
     recipe_text: str | None = None
 
     def check_finite(self, loss: torch.Tensor, inputs: dict[str, Any]) -> None:
-        if not torch.isfinite(loss).all():
+        local_bad = not bool(torch.isfinite(loss).all())
+        bad_ranks = ranks_with_fault(local_bad, loss.device)
+        if local_bad:
             ids = inputs.get("example_ids") if isinstance(inputs, dict) else None
             raise NonFiniteLossError(
                 f"loss is {loss.detach().float().sum().item()} for the batch of examples {ids if ids else '(no ids)'}",
                 where=f"training step {self.state.global_step + 1}",
                 hint="lower the learning rate or check these records",
+            )
+        if bad_ranks:  # this rank is fine, another is not: stop together (a lone stop would hang the others)
+            raise NonFiniteLossError(
+                f"loss is not finite on rank(s) {bad_ranks} (this rank's loss is finite)",
+                where=f"training step {self.state.global_step + 1}",
+                hint="see the message of the failing rank for its examples",
             )
 
     def training_step(self, model, inputs, num_items_in_batch=None):
