@@ -210,9 +210,15 @@ def check_output(
     for src in sources:
         s = Path(src).expanduser()
         # a replaced folder loses everything inside it; one written into loses the files it shares with the input
-        if s.exists() and (
-            _within(s.resolve(), resolved) if replace or kind == "file" else s.resolve() == resolved
-        ):
+        if not s.exists():
+            continue
+        if kind == "file" and s.resolve() == resolved:
+            raise RerankAlignError(
+                f"{path} is also an input; writing there would replace it",
+                where=where,
+                hint="choose another file",
+            )
+        if kind != "file" and (_within(s.resolve(), resolved) if replace else s.resolve() == resolved):
             raise RerankAlignError(
                 f"{path} is or contains the input {src}; writing there would replace the input",
                 where=where,
@@ -240,13 +246,14 @@ def check_output(
     if path.is_dir():
         names = {p.name for p in path.iterdir()}
         if names and not overwrite and not any(fnmatch.fnmatch(n, pat) for n in names for pat in ours):
+            entries = f"{len(names)} entr{'y' if len(names) == 1 else 'ies'}"
             raise RerankAlignError(
-                f"folder already exists and is not empty ({len(names)} entries)",
+                f"folder already exists and is not empty ({entries})",
                 where=f"{where} {path}",
                 hint="pass --overwrite to replace it, or choose a new folder",
             )
-        check_writable_dir(path, where=f"{where} {path}")
-    if replace or not path.is_dir():
+    check_writable_dir(path, where=f"{where} {path}")  # or, when it does not exist yet, where it will be made
+    if replace:  # the new folder is made beside it and renamed over it
         check_writable_dir(path.parent, where=f"{where} {path}")
     return resolved
 

@@ -215,15 +215,15 @@ SCENARIOS: dict[str, tuple[Callable[[Path], Result], list[str]]] = {
     "export --out <a file>": (export_out_is_file, ["model.txt", "is a file, not a folder"]),
     "export --out <a file>/sub --overwrite": (
         export_out_under_a_file,
-        ["model.txt is a file", "cannot be created"],
+        ["model.txt is a file", "model.txt/exported cannot be created"],
     ),
     "eval --out <folder with the user's files>": (eval_out_not_an_eval_folder, ["not empty", "--overwrite"]),
     "eval --out <a file>": (eval_out_is_file, ["results", "is a file, not a folder"]),
     "mine --out <existing file>": (mine_out_exists, ["groups.jsonl", "already exists", "--overwrite"]),
-    "mine --out <the run> --overwrite": (mine_out_is_the_run, ["run.trec", "contains the input"]),
+    "mine --out <the run> --overwrite": (mine_out_is_the_run, ["run.trec is also an input"]),
     "label --out <the --groups file> --overwrite": (
         label_out_is_the_input,
-        ["groups.jsonl", "contains the input"],
+        ["groups.jsonl is also an input"],
     ),
     "mrb-convert SRC <folder with the user's files>": (mrb_convert_dst_not_empty, ["DST", "not empty"]),
     "train, output_dir = the base model, --overwrite": (
