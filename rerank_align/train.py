@@ -227,10 +227,14 @@ TRAIN_OUTPUTS = ("checkpoint-*", "train_summary.json", "recipe.yaml", "trainer_s
 """Files an earlier training run leaves in output_dir: a folder holding one may be trained into again (resume)."""
 
 
-def check_output_dir(recipe: Recipe, *, overwrite: bool = False) -> None:
+def preflight(recipe: Recipe, *, overwrite: bool = False) -> None:
     """Before any model loads: ``output_dir`` is writable and is new, empty, or an earlier run's (a read-only
-    folder would otherwise fail at the first save, after every step has run)."""
-    from rerank_align.io import check_output
+    folder would otherwise fail at the first save, after every step has run), and a local base model's
+    safetensors files are complete (a truncated download fails in one line naming the file)."""
+    from rerank_align.io import check_output, check_safetensors
+
+    if Path(recipe.model.name_or_path).is_dir():
+        check_safetensors(recipe.model.name_or_path)
 
     out = {**default_training_args(recipe), **recipe.training}.get("output_dir")
     if out:
@@ -257,7 +261,7 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     spec = recipe.spec
     if not spec.built or spec.trainer not in TRAINERS:
         raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
-    check_output_dir(recipe, overwrite=overwrite)
+    preflight(recipe, overwrite=overwrite)
     set_seed(recipe.seed)
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
