@@ -98,7 +98,8 @@ def _pid_alive(pid: int) -> bool:
 
 def clean_stale_partials(path: str | os.PathLike) -> list[Path]:
     """Remove ``.{name}.<pid>.*.partial`` / ``.old`` siblings of ``path`` left by a killed process (SIGKILL and
-    power loss run no cleanup). Only folders this module names, and only when their process is gone."""
+    power loss run no cleanup). Only folders this module names, and only when their process is gone. A ``.old``
+    folder whose target is missing (the process died between the two renames of a swap) is renamed back."""
     path = Path(path)
     removed: list[Path] = []
     if not path.parent.is_dir():
@@ -108,9 +109,14 @@ def clean_stale_partials(path: str | os.PathLike) -> list[Path]:
         if not (p.name.startswith(prefix) and p.name.endswith((".partial", ".old")) and p.is_dir()):
             continue
         pid = p.name[len(prefix) :].split(".", 1)[0]
-        if pid.isdigit() and not _pid_alive(int(pid)):
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if p.name.endswith(".old") and not path.exists():
+            # killed between "target → .old" and ".partial → target": the .old folder is the only copy
+            os.replace(p, path)
+            continue
+        shutil.rmtree(p, ignore_errors=True)
+        removed.append(p)
     return removed
 
 

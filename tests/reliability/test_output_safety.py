@@ -315,3 +315,16 @@ def test_stale_partial_folders_of_killed_processes_are_removed(tmp_path):
     with rio.atomic_dir(tmp_path / "model") as d:
         (d / "w").write_text("w")
     assert not dead.exists() and alive.exists() and other.exists()
+
+
+def test_a_swap_killed_between_its_two_renames_is_rolled_back(tmp_path):
+    """Killed after "model → .old" and before ".partial → model": the next write restores the old folder."""
+    from rerank_align import io as rio
+
+    old = tmp_path / ".model.999999999.abc.old"
+    old.mkdir()
+    (old / "w.bin").write_bytes(b"previous")
+    (tmp_path / ".model.999999999.def.partial").mkdir()
+    rio.clean_stale_partials(tmp_path / "model")
+    assert (tmp_path / "model" / "w.bin").read_bytes() == b"previous"
+    assert sorted(os.listdir(tmp_path)) == ["model"]
