@@ -80,9 +80,17 @@ def markdown(results: dict, plots: list[str] | None = None) -> str:
             "",
             f"## {col}",
             "",
-            f"{c['n_queries']} judged queries ({c['n_queries_with_candidates']} with candidates), rerank depth "
+            f"{c['n_queries']} queries evaluated of {c.get('n_queries_judged', c['n_queries'])} judged "
+            f"({c['n_queries_with_candidates']} with candidates), rerank depth "
             f"{c['depth']}, binary relevance at grade ≥ {c['rel']}, run `{c['run']}`, "
-            f"{c['dropped_self_hits']} self hits dropped (policy `{c['drop_self_hits']}`).",
+            f"{c['dropped_self_hits']} self hits dropped (policy `{c['drop_self_hits']}`), "
+            f"{c.get('dropped_unjudged_candidates', 0)} run rows of unjudged queries left out"
+            + (
+                f", byte-order mark stripped from {len(c['boms_stripped'])} file(s)"
+                if c.get("boms_stripped")
+                else ""
+            )
+            + ".",
             "",
             "| system | " + " | ".join(metrics) + f" | judged@10 | W/T/L ({primary}) |",
             "|---|" + "---|" * (len(metrics) + 2),
