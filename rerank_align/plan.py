@@ -595,4 +595,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from rerank_align.cli import main as cli_main
+
+    raise SystemExit(cli_main(["plan", *sys.argv[1:]]))
