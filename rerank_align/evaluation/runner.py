@@ -332,7 +332,7 @@ EVAL_OUTPUTS = ("results.json", "report.md", "score_cache.sqlite*", "runs", "plo
 
 def check_systems(specs: list) -> None:
     """Every model-backed system points at something loadable: a local folder with its files and readable
-    weights, or a model in the Hugging Face cache. Cheap (no weights are loaded)."""
+    weights, or a hub id (offline: one in the Hugging Face cache). Cheap (no weights are loaded)."""
     from rerank_align.io import check_safetensors
     from rerank_align.scoring.modeling import resolve_model_path
 
@@ -360,8 +360,10 @@ def check_systems(specs: list) -> None:
         )
         cached = None
         if not looks_local:
-            from huggingface_hub import try_to_load_from_cache
+            from huggingface_hub import constants, try_to_load_from_cache
 
+            if not constants.HF_HUB_OFFLINE:
+                continue  # a hub id; it is downloaded when the system is built
             cached = try_to_load_from_cache(str(spec.path), needs[spec.type])
         if not isinstance(cached, str):
             raise SuiteError(
