@@ -302,3 +302,22 @@ def test_recipes_check_fails_every_malformed_recipe(capsys):
     assert all("FAIL" in line for line in listed if line not in valid)
     n = len(yaml_paths)
     assert captured.err.startswith(f"error: {n - 1} of {n} recipes failed")
+
+
+def test_alias_bomb_fails_fast_without_memory_growth():
+    """10 levels of 10 aliases: 10^10 nodes if expanded (PyYAML's objects share them, but merging or copying the
+    recipe would expand it). Refused from the node graph alone."""
+    import resource
+    import time
+
+    import yaml
+
+    from rerank_align.config.yaml_io import load_yaml
+
+    text = (MALFORMED / "recipe_alias_bomb.yaml").read_text()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    with pytest.raises(yaml.YAMLError, match="aliases expand to more than"):
+        load_yaml(text)
+    assert time.perf_counter() - t0 < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50 * 1024  # KiB
