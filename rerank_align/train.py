@@ -223,7 +223,7 @@ TRAINERS = {
 }
 
 
-TRAIN_OUTPUTS = ("checkpoint-*", "train_summary.json", "recipe.yaml", "trainer_state.json")
+TRAIN_OUTPUTS = ("checkpoint-*", "train_summary.json", "recipe.yaml", "trainer_state.json", "runs")
 """Files an earlier training run leaves in output_dir: a folder holding one may be trained into again (resume)."""
 
 
