@@ -403,7 +403,8 @@ def setup_from_recipe(recipe: Any, *, gpus: int, zero: int, offload: str, on_gpu
         zero=zero,
         offload=offload,
         dtype_bytes=DTYPE_BYTES[recipe.model.dtype],
-        mixed_bf16=bool(t.get("bf16") or t.get("fp16")) and on_gpu,
+        # `auto` (the default) resolves to bf16 on GPUs with bf16 units, the ones this plan sizes for
+        mixed_bf16=on_gpu and (t.get("bf16", "auto") in (True, "auto") or t.get("fp16") is True),
         load_in_4bit=recipe.quantization.load_in_4bit,
         lora=recipe.peft.enabled,
         gradient_checkpointing=bool(t.get("gradient_checkpointing", False)),

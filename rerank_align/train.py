@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_align.config import Recipe, load_recipe
-from rerank_align.errors import NotBuiltError, RerankAlignError
+from rerank_align.errors import NotBuiltError, RecipeError, RerankAlignError
 
 
 def default_training_args(recipe: Recipe) -> dict[str, Any]:
@@ -30,9 +30,6 @@ def default_training_args(recipe: Recipe) -> dict[str, Any]:
         "save_strategy": "no",
         "logging_steps": 10,
         "use_cpu": on_cpu,
-        # TRL configs default to bf16=True, which raises on CPU; an explicit `training.bf16: true` is kept
-        # (CPU autocast in bf16, fast on CPUs with bf16 units).
-        "bf16": False if on_cpu else recipe.training.get("bf16", False),
         "dataloader_num_workers": 0,
     }
     if recipe.eval.every_n_steps:
@@ -47,6 +44,24 @@ def default_training_args(recipe: Recipe) -> dict[str, Any]:
             greater_is_better=True,
         )
     return args
+
+
+def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str, bool], str]:
+    """``bf16`` / ``fp16`` for TrainingArguments from the recipe's values, and the resolved precision's name.
+
+    Both default to ``auto``: bf16 where the hardware runs it natively (rerank_align/precision.py), else float32;
+    ``auto`` never picks fp16. Explicit booleans are kept (``bf16: true`` on a CPU without bf16 units runs, slowly,
+    under emulated bf16 autocast). TRL's configs default to ``bf16=True``, so both are always set here."""
+    from rerank_align.precision import resolve
+
+    bf16, fp16 = training.get("bf16", "auto"), training.get("fp16", "auto")
+    if fp16 is True and bf16 is True:
+        raise RecipeError("bf16 and fp16 are both true", where="training.fp16", hint="choose one precision")
+    if fp16 is True:
+        resolved = "float16"
+    else:
+        resolved = resolve(bf16, device)
+    return {"bf16": resolved == "bfloat16", "fp16": resolved == "float16"}, resolved
 
 
 def load_training_records(recipe: Recipe) -> list[dict]:
@@ -209,9 +224,11 @@ TRAINERS = {
 
 
 def run(recipe: Recipe) -> dict[str, Any]:
+    import torch
     from transformers import set_seed
 
     from rerank_align.config.load import model_architecture, training_args_class
+    from rerank_align.precision import log_resolution
     from rerank_align.reliability import CommitCheckpoints, resolve_resume
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.training.model import build_model
@@ -234,11 +251,19 @@ def run(recipe: Recipe) -> dict[str, Any]:
         records = load_training_records(recipe)
     model = build_model(recipe, contract)
     args_cls = training_args_class(spec.args_class)
-    args = args_cls(**{**default_training_args(recipe), **recipe.training})
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mixed, precision = training_precision(recipe.training, device)
+    requested = "float16" if recipe.training.get("fp16") is True else recipe.training.get("bf16", "auto")
+    log_resolution("train", requested, precision, device)
+    args = args_cls(**{**default_training_args(recipe), **recipe.training, **mixed})
     ranking_eval = None
     if recipe.eval.beir:
         ranking_eval = make_ranking_eval(
-            recipe.eval, contract, tokenizer, keep_train_mode=recipe.quantization.load_in_4bit
+            recipe.eval,
+            contract,
+            tokenizer,
+            keep_train_mode=recipe.quantization.load_in_4bit,
+            precision=precision,
         )
     trainer = TRAINERS[spec.trainer](recipe, model, tokenizer, contract, records, args, ranking_eval)
     trainer.recipe_text = recipe_yaml(recipe)
@@ -260,6 +285,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "records": len(records),
+        "precision": precision,
     }
     if before is not None:
         summary["eval_at_start"] = before

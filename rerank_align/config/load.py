@@ -325,9 +325,12 @@ def check_training_value(key: str, value: typing.Any, hint: typing.Any) -> typin
     """Scalar training arguments (int / float / bool) are type-checked at parse time, naming ``training.<key>``.
 
     A number written as a string (YAML 1.1 reads ``2e-5`` as one) is converted; ``resume_from_checkpoint`` also
-    takes ``true`` (the latest complete checkpoint in ``output_dir``).
+    takes ``true`` (the latest complete checkpoint in ``output_dir``); ``bf16`` / ``fp16`` also take ``auto``
+    (rerank_align/precision.py).
     """
     where = f"training.{key}"
+    if key in ("bf16", "fp16") and value == "auto":  # the precision policy, resolved when training starts
+        return value
     if key == "resume_from_checkpoint":
         if value is None or isinstance(value, (bool, str)):
             return value

@@ -81,7 +81,11 @@ def make_ranking_eval(
     *,
     keep_train_mode: bool = False,
     batch_size: int = 64,
+    precision: str = "auto",
 ) -> Callable[[Any], dict[str, float]]:
+    """A callable that reranks ``cfg``'s dev run with the model being trained and returns its metric.
+
+    ``precision``: the training run's resolved precision, so the dev metric is measured as the model trains."""
     run_path = cfg.run
     if (Path(cfg.beir) / "mrb.json").is_file():  # an MRB task folder (docs/mrb.md): images on either side
         from rerank_align.evaluation.mrb import as_collection
@@ -94,7 +98,7 @@ def make_ranking_eval(
     qids = sorted(q for q in collection.qrels if q in run)[: cfg.max_queries]
 
     def evaluate_model(model: Any) -> dict[str, float]:
-        rr = Reranker(model, tokenizer, contract, batch_size=batch_size, live=True)
+        rr = Reranker(model, tokenizer, contract, batch_size=batch_size, live=True, autocast_dtype=precision)
         with scoring_mode(model, keep_train_mode=keep_train_mode):
             return rerank_and_measure(
                 rr, collection, run, qids, depth=cfg.depth, metrics=[cfg.metric], rel=cfg.rel
