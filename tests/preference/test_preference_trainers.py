@@ -220,6 +220,28 @@ def test_the_adpa_trainer_calls_the_tested_loss(tiny_causal, recipe_task, tmp_pa
     assert len(calls) == 2
 
 
+def test_preference_loss_args_are_the_losses_keyword_arguments():
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.errors import RecipeError
+
+    base = {
+        "model": {"name_or_path": "m", "kind": "listwise", "architecture": "causal"},
+        "data": {"train_file": "x.jsonl"},
+    }
+    teachers = {"teacher_model": "t", "teacher_ref_model": "r"}
+    ok = [
+        ("irpo", {"item_mean": "relevant"}),
+        ("adpa", {"advantage_on": "both", "released_clamp": True, "lambda_sft": 0.5}),
+        ("dckd", {"tail": "renormalize", "rejected_weight": 0.5}),
+    ]
+    for name, args in ok:
+        r = parse_recipe({**base, "method": {"name": name, **teachers, "loss_args": args}})
+        assert r.method.loss_args == args
+    for name, bad in (("irpo", "beta"), ("adpa", "renormalize"), ("dckd", "parts")):
+        with pytest.raises(RecipeError, match="method.loss_args"):
+            parse_recipe({**base, "method": {"name": name, **teachers, "loss_args": {bad: 1}}})
+
+
 def test_student_preference_source_keeps_the_students_sample_as_rejected():
     from rerank_align.listwise.preference import preferences_from_student_samples
 
