@@ -241,10 +241,19 @@ def check(recipe: Recipe) -> None:
                 where="method.teacher_ref_model",
                 hint="name the teacher's model before preference alignment",
             )
-        allowed = {"adpa": ("lambda_sft", "lambda_adpa"), "dckd": ("lambda_sft", "lambda_kd", "renormalize")}
+    if method.name in ("adpa", "dckd", "irpo"):
+        from rerank_align.losses import adpa_loss, dckd_loss, irpo_loss
+
+        fn = {"adpa": adpa_loss, "dckd": dckd_loss, "irpo": irpo_loss}[method.name]
+        # the loss's keyword-only hyper-parameters, less those the trainer sets (beta: training.beta; parts)
+        allowed = tuple(
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("beta", "parts")
+        )
         for k in method.loss_args:
-            if k not in allowed[method.name]:
-                raise unknown_key_error("method.loss_args", k, allowed[method.name])
+            if k not in allowed:
+                raise unknown_key_error("method.loss_args", k, allowed)
     if method.irpo_rounds > 1 and (method.name != "irpo" or recipe.training.get("precompute_ref_log_probs")):
         raise RecipeError(
             "iterative IRPO regenerates its lists, so its reference log-probs cannot be precomputed",

@@ -174,11 +174,13 @@ class MethodConfig:
     )
     listwise_window: int = field(20, help="Listwise inference: candidates per window.", min=2)
     listwise_stride: int = field(10, help="Listwise inference: window step (≤ window).", min=1)
-    preference_source: Literal["qrels", "samples", "pointwise"] = field(
+    preference_source: Literal["qrels", "samples", "student", "pointwise"] = field(
         "qrels",
         help="dpo/adpa/dckd without a preference train_file: rejected = the first-stage order ('qrels'), the "
-        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples'), or pointwise "
-        "pairs (a higher- vs a lower-graded passage, num_samples per query; the answer is the passage to rank first).",
+        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples'), one sample of the "
+        "starting model as it is ('student': ADPA's released semantics, the advantage applies to the student's own "
+        "generation), or pointwise pairs (a higher- vs a lower-graded passage, num_samples per query; the answer is "
+        "the passage to rank first).",
     )
     num_samples: int = field(
         4,
