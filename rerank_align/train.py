@@ -53,8 +53,9 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
     import random
 
-    from rerank_align.data import groups_from_run, load_beir, read_group_records
+    from rerank_align.data import groups_from_run, load_beir
     from rerank_align.data.bm25 import first_stage
+    from rerank_align.data.formats import read_records
     from rerank_align.training.teachers import attach, ensemble, read_teacher_file
 
     d = recipe.data
@@ -62,7 +63,7 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     if d.teacher_files:
         teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
     if d.train_file:
-        records = read_group_records(d.train_file)
+        records = read_records(d.train_file, "group", d.format, split=d.split, config=d.dataset_config)
         if teacher is not None:
             records = attach(records, teacher, source=", ".join(d.teacher_files))
     else:
@@ -92,15 +93,24 @@ def load_preference_records(recipe: Recipe) -> list[dict]:
     """Preference records of ``data.train_file`` (DESIGN §2), at most ``data.max_train_samples`` of them."""
     import random
 
-    from rerank_align.data.records import read_preference_records
+    from rerank_align.data.formats import read_records
 
-    records = read_preference_records(recipe.data.train_file)
+    d = recipe.data
+    records = read_records(d.train_file, "preference", d.format, split=d.split, config=d.dataset_config)
     n = recipe.data.max_train_samples
     if n is not None and len(records) > n:
         records = random.Random(recipe.seed).sample(records, n)
     if not records:
         raise RerankAlignError("no preference records", where="data.train_file")
     return records
+
+
+def _train_file_kind(recipe: Recipe) -> str:
+    """Preference methods train on preference records, or on list records they build pairs from."""
+    from rerank_align.data.formats import source_kind
+
+    d = recipe.data
+    return source_kind(d.train_file, d.format, d.split, d.dataset_config)
 
 
 def recipe_yaml(recipe: Recipe) -> str:
@@ -224,7 +234,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
-    if spec.data == "preference" and recipe.data.train_file:
+    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
         records = load_preference_records(recipe)
     elif spec.data in ("list", "preference"):  # preference pairs are built from lists (qrels or samples)
         from rerank_align.listwise.labels import load_list_training_records
