@@ -218,6 +218,19 @@ TRAINERS = {
 }
 
 
+def offline_trackers(recipe: Recipe) -> None:
+    """With the hub offline (HF_HUB_OFFLINE=1), wandb logs offline unless WANDB_MODE says otherwise (``wandb sync``
+    uploads the run later); trackio and tensorboard write local files anyway."""
+    import os
+
+    from rerank_align.data.hf import hub_offline
+
+    report_to = recipe.training.get("report_to") or []
+    names = [report_to] if isinstance(report_to, str) else list(report_to)
+    if "wandb" in names and hub_offline():
+        os.environ.setdefault("WANDB_MODE", "offline")
+
+
 def run(recipe: Recipe) -> dict[str, Any]:
     from transformers import set_seed
 
@@ -228,6 +241,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
     from rerank_align.training.ranking_eval import make_ranking_eval
 
     spec = recipe.spec
+    offline_trackers(recipe)
     if not spec.built or spec.trainer not in TRAINERS:
         raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
     set_seed(recipe.seed)
@@ -256,6 +270,10 @@ def run(recipe: Recipe) -> dict[str, Any]:
     gather_zero3_weights_on_save(trainer)
     resume = resolve_resume(recipe.training.get("resume_from_checkpoint"), args.output_dir)
     before = ranking_eval(trainer.model) if ranking_eval is not None and recipe.eval.at_start else None
+    if before is not None:  # the untrained model's ranking metrics go to the trackers too, at step 0
+        from rerank_align.training.ranking_eval import LogAtTrainBegin
+
+        trainer.add_callback(LogAtTrainBegin(trainer, {f"eval_{k}": v for k, v in before.items()}))
     t0, c0 = time.time(), time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
@@ -282,6 +300,13 @@ def run(recipe: Recipe) -> dict[str, Any]:
     return summary
 
 
+def is_rank_zero() -> bool:
+    """Rank 0 of a distributed launch (accelerate / torchrun set RANK), or a single process."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -289,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     recipe = load_recipe(argv[0], argv[1:])
     summary = run(recipe)
-    print(json.dumps(summary, indent=2))
+    if is_rank_zero():  # every rank holds the same summary; one copy on the console
+        print(json.dumps(summary, indent=2))
     return 0
 
 

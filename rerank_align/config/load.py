@@ -425,3 +425,10 @@ def check_report_to(value: typing.Any) -> typing.Any:
             install = f"pip install 'rerank-align[{extra}]'" if extra else f"pip install {module}"
             raise RecipeError(f"tracker {n!r} is not installed", where=where, hint=f"install it: {install}")
     return value
+
+
+def activation_checkpointing(training: dict) -> bool:
+    """Whether a recipe's training section turns activation checkpointing on: ``activation_checkpointing``, or its
+    deprecated transformers-5 alias ``gradient_checkpointing`` when the new key is absent."""
+    value = training.get("activation_checkpointing")
+    return bool(training.get("gradient_checkpointing", False) if value is None else value)
