@@ -19,6 +19,18 @@ from rerank_align.errors import InputError
 from rerank_align.io import write_jsonl
 
 
+def load_collection(folder: str, split: str, run: str | None):
+    """A BEIR folder / BeIR hub id, or an MRB task folder (images on either side; docs/mrb.md), whose
+    ``candidates.run`` is then the default run."""
+    from pathlib import Path
+
+    if (Path(folder) / "mrb.json").is_file():
+        from rerank_align.evaluation.mrb import as_collection
+
+        return as_collection(folder, split), run or str(Path(folder) / "candidates.run")
+    return load_beir(folder, split=split), run
+
+
 def teacher_scores(args: argparse.Namespace, col, run) -> dict[str, dict[str, float]] | None:
     """The ensemble of ``--teacher-file`` and ``--teacher`` scores over every judged query's candidates."""
     from rerank_align.training.teachers import ensemble, read_teacher_file
@@ -83,8 +95,8 @@ def main(argv: list[str]) -> int:
             "--teacher-ratio compares magnitudes, but z-scored teacher scores can be negative",
             hint="use --teacher-normalization minmax (or none with a non-negative teacher), or --teacher-margin",
         )
-    col = load_beir(args.beir, split=args.split)
-    run = first_stage(col, args.run, depth=args.depth)
+    col, run_path = load_collection(args.beir, args.split, args.run)
+    run = first_stage(col, run_path, depth=args.depth)
     teacher = teacher_scores(args, col, run)
     groups = groups_from_run(
         col,

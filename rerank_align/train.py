@@ -231,6 +231,47 @@ def offline_trackers(recipe: Recipe) -> None:
         os.environ.setdefault("WANDB_MODE", "offline")
 
 
+def preflight_models(recipe: Recipe) -> None:
+    """Every model a recipe loads is a local folder, a packaged model or a hub id in the local cache when the hub is
+    offline: a miss is one line naming the key, the model and the download command (not a chained traceback)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from rerank_align.data.hf import hub_offline
+    from rerank_align.scoring.modeling import PACKAGED_MODELS
+
+    if not hub_offline():
+        return
+    m, mc = recipe.model, recipe.method
+    wanted = [("model.name_or_path", m.name_or_path, m.revision)]
+    if mc.name in ("adpa", "dckd"):
+        wanted += [
+            ("method.teacher_model", mc.teacher_model, None),
+            ("method.teacher_ref_model", mc.teacher_ref_model, None),
+        ]
+    for key, name, revision in wanted:
+        if not name or Path(name).exists() or str(name).lower().replace("_", "-") in PACKAGED_MODELS:
+            continue
+        if (
+            "/" in str(name) and Path(str(name).split("/")[0]).is_dir()
+        ):  # a local path that was not produced yet
+            raise RerankAlignError(
+                f"model folder {name!r} not found",
+                where=key,
+                hint="produce it first (see the recipe's header)",
+            )
+        cached = any(
+            isinstance(try_to_load_from_cache(name, f, revision=revision), str)
+            for f in ("config.json", "adapter_config.json")
+        )
+        if not cached:
+            raise RerankAlignError(
+                f"model {name!r} is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1)",
+                where=key,
+                hint=f"download it once with network access: HF_HUB_OFFLINE=0 hf download {name}; or set {key} "
+                "to a local folder",
+            )
+
+
 def run(recipe: Recipe) -> dict[str, Any]:
     from transformers import set_seed
 
@@ -244,6 +285,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
     offline_trackers(recipe)
     if not spec.built or spec.trainer not in TRAINERS:
         raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
+    preflight_models(recipe)
     set_seed(recipe.seed)
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)

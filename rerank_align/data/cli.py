@@ -12,7 +12,7 @@ import argparse
 from rerank_align.data.formats import FORMAT_KIND, FORMATS, WRITE_FORMATS
 
 
-def main(argv: list[str]) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="rerank-align data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -28,6 +28,11 @@ def main(argv: list[str]) -> int:
     c.add_argument("input", metavar="IN", help="file, save_to_disk folder or hub dataset id")
     c.add_argument("output", metavar="OUT", help="output JSONL (written atomically)")
     sub.add_parser("formats", help="list the readers and the record kind each yields")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    p = build_parser()
     args = p.parse_args(argv)
     if args.action == "formats":
         for f in FORMATS[1:]:
