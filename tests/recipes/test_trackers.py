@@ -74,3 +74,13 @@ def test_tensorboard_run_logs_loss_and_ranking_metrics(
     assert [e.value for e in acc.Scalars("eval/nDCG@10")][0] == pytest.approx(
         summary["eval_at_start"]["nDCG@10"]
     )
+
+
+@pytest.mark.parametrize("rank,printed", [("0", True), ("1", False)])
+def test_only_rank_zero_prints_the_summary(rank, printed, monkeypatch, capsys):
+    from rerank_align import train
+
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setattr(train, "run", lambda recipe: {"steps": 2, "marker": "summary-of-the-run"})
+    assert train.main([str(RECIPE)]) == 0
+    assert ("summary-of-the-run" in capsys.readouterr().out) is printed
