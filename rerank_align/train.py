@@ -272,6 +272,53 @@ def preflight_models(recipe: Recipe) -> None:
             )
 
 
+def _recipe_commands(recipe: Recipe) -> list[str]:
+    """Command lines written in the comments of the recipe and of the recipes it extends (``base:``)."""
+    import re
+
+    import yaml
+
+    if not recipe.source:
+        return []
+    out, todo, seen = [], [Path(recipe.source)], set()
+    while todo:
+        p = todo.pop(0).resolve()
+        if p in seen or not p.is_file():
+            continue
+        seen.add(p)
+        text = p.read_text(encoding="utf-8")
+        out += [ln.strip().lstrip("#").strip() for ln in text.splitlines() if ln.strip().startswith("#")]
+        try:
+            base = (yaml.safe_load(text) or {}).get("base")
+        except yaml.YAMLError:
+            base = None
+        todo += [
+            p.parent / b for b in ([base] if isinstance(base, str) else base or []) if isinstance(b, str)
+        ]
+    return [ln.strip("`") for ln in out if re.search(r"(^|[\s`])rerank-align |python ", ln)]
+
+
+def preflight_data(recipe: Recipe) -> None:
+    """Local data paths a recipe reads exist; a missing one names its key and, when the recipe documents the command
+    that makes it, that command."""
+    from rerank_align.data.hf import looks_like_hub_id
+
+    d, e = recipe.data, recipe.eval
+    paths = [("data.train_file", d.train_file), ("data.beir", d.beir), ("data.run", d.run)]
+    paths += [(f"data.teacher_files[{i}]", t) for i, t in enumerate(d.teacher_files)]
+    paths += [("eval.beir", e.beir), ("eval.run", e.run)]
+    for key, value in paths:
+        if not value or Path(value).exists() or looks_like_hub_id(value):
+            continue
+        made_by = [c for c in _recipe_commands(recipe) if value in c.replace("=", " ").split()]
+        hint = (
+            f"make it first: {made_by[0]}"
+            if made_by
+            else "check the path (relative to the working directory)"
+        )
+        raise RerankAlignError(f"{value} not found", where=key, hint=hint)
+
+
 def run(recipe: Recipe) -> dict[str, Any]:
     from transformers import set_seed
 
@@ -286,6 +333,7 @@ def run(recipe: Recipe) -> dict[str, Any]:
     if not spec.built or spec.trainer not in TRAINERS:
         raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
     preflight_models(recipe)
+    preflight_data(recipe)
     set_seed(recipe.seed)
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)

@@ -111,3 +111,16 @@ def test_uncached_hub_model_is_one_line(capsys, monkeypatch):
         "error: model.name_or_path: model 'Qwen/Qwen3-0.6B' is not in the local Hugging Face cache"
     )
     assert "hf download Qwen/Qwen3-0.6B" in err
+
+
+def test_missing_recipe_data_names_the_command_that_makes_it(capsys):
+    from rerank_align.cli import main
+
+    if (REPO / "data/msmarco-passage/train_groups.jsonl").exists():
+        pytest.skip("the MS MARCO groups were converted here")
+    assert main(["train", str(REPO / "recipes/minilm-l6-v2/contrastive/full.yaml")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "error: data.train_file: data/msmarco-passage/train_groups.jsonl not found (make it first: rerank-align data "
+        "convert --from tevatron Tevatron/msmarco-passage data/msmarco-passage/train_groups.jsonl)"
+    )
