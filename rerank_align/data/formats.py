@@ -125,7 +125,8 @@ def from_flagembedding(row: dict, loc: str, prompts: set[str] | None = None) -> 
         )
     pos = _strings(row.get("pos"), "pos", loc, min_len=1)
     neg = _strings(row.get("neg", []), "neg", loc)
-    has_p, has_n = row.get("pos_scores") is not None, row.get("neg_scores") is not None
+    # empty score lists and an empty prompt mean "none": FlagEmbedding's own examples write `"neg_scores": []`
+    has_p, has_n = bool(row.get("pos_scores")), bool(row.get("neg_scores"))
     if (has_n and not has_p) or (has_p and not has_n and neg):
         _fail("'pos_scores' and 'neg_scores' come together", loc, "give both (teacher scores) or neither")
     scores = None
@@ -137,7 +138,7 @@ def from_flagembedding(row: dict, loc: str, prompts: set[str] | None = None) -> 
         scores = {f"pos-{i}": float(v) for i, v in enumerate(ps)} | {
             f"neg-{i}": float(v) for i, v in enumerate(ns)
         }
-    prompt = row.get("prompt")
+    prompt = row.get("prompt") or None
     if prompt is not None:
         if not isinstance(prompt, str):
             _fail("'prompt' must be a string", loc)

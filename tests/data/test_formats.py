@@ -94,6 +94,13 @@ def test_flagembedding_rows_become_groups_with_teacher_scores(tmp_path, caplog):
     assert "model.instruction" in caplog.text  # the prompt is reported, not silently dropped
 
 
+def test_flagembedding_empty_scores_and_prompt_mean_none(tmp_path):
+    # how FlagEmbedding users write rows without distillation (empty score list, empty prompt and type)
+    row = {"query": "q", "pos": ["p"], "neg": ["n1", "n2"], "neg_scores": [], "prompt": "", "type": ""}
+    (r,) = read_records(write_jsonl(tmp_path / "f.jsonl", [row]), "group")
+    assert "scores" not in r and texts(r["negatives"]) == ["n1", "n2"]
+
+
 def test_flagembedding_errors_name_the_line(tmp_path):
     bad = dict(FLAG[0], neg_scores=[1.0])  # one score for two negatives
     f = write_jsonl(tmp_path / "flag.jsonl", [FLAG[1], bad])
