@@ -51,6 +51,12 @@ def _mine(args: argparse.Namespace) -> int:
     return mine_main(args.rest)
 
 
+def _data(args: argparse.Namespace) -> int:
+    from rerank_align.data.cli import main as data_main
+
+    return data_main(args.rest)
+
+
 def _merge(args: argparse.Namespace) -> int:
     from rerank_align.export.merge import main as merge_main
 
@@ -114,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_mine)
 
     for name, text, func in (
+        (
+            "data",
+            "convert training data: FlagEmbedding, sentence-transformers, Tevatron, rank_llm, hub datasets",
+            _data,
+        ),
         ("merge", "merge a LoRA adapter into its base, with a score-parity check", _merge),
         ("export", "export a yesno reranker as a sequence-classification model", _export),
         ("push", "push a model folder to the Hugging Face hub", _push),
@@ -131,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan", "mrb-convert")
+PASSTHROUGH = ("eval", "label", "mine", "data", "merge", "export", "push", "plan", "mrb-convert")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -68,8 +68,9 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
     import random
 
-    from rerank_align.data import groups_from_run, load_beir, read_group_records
+    from rerank_align.data import groups_from_run, load_beir
     from rerank_align.data.bm25 import first_stage
+    from rerank_align.data.formats import read_records
     from rerank_align.training.teachers import attach, ensemble, read_teacher_file
 
     d = recipe.data
@@ -77,7 +78,7 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     if d.teacher_files:
         teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
     if d.train_file:
-        records = read_group_records(d.train_file)
+        records = read_records(d.train_file, "group", d.format, split=d.split, config=d.dataset_config)
         if teacher is not None:
             records = attach(records, teacher, source=", ".join(d.teacher_files))
     else:
@@ -107,15 +108,24 @@ def load_preference_records(recipe: Recipe) -> list[dict]:
     """Preference records of ``data.train_file`` (DESIGN §2), at most ``data.max_train_samples`` of them."""
     import random
 
-    from rerank_align.data.records import read_preference_records
+    from rerank_align.data.formats import read_records
 
-    records = read_preference_records(recipe.data.train_file)
+    d = recipe.data
+    records = read_records(d.train_file, "preference", d.format, split=d.split, config=d.dataset_config)
     n = recipe.data.max_train_samples
     if n is not None and len(records) > n:
         records = random.Random(recipe.seed).sample(records, n)
     if not records:
         raise RerankAlignError("no preference records", where="data.train_file")
     return records
+
+
+def _train_file_kind(recipe: Recipe) -> str:
+    """Preference methods train on preference records, or on list records they build pairs from."""
+    from rerank_align.data.formats import source_kind
+
+    d = recipe.data
+    return source_kind(d.train_file, d.format, d.split, d.dataset_config)
 
 
 def recipe_yaml(recipe: Recipe) -> str:
@@ -223,6 +233,107 @@ TRAINERS = {
 }
 
 
+def offline_trackers(recipe: Recipe) -> None:
+    """With the hub offline (HF_HUB_OFFLINE=1), wandb logs offline unless WANDB_MODE says otherwise (``wandb sync``
+    uploads the run later); trackio and tensorboard write local files anyway."""
+    import os
+
+    from rerank_align.data.hf import hub_offline
+
+    report_to = recipe.training.get("report_to") or []
+    names = [report_to] if isinstance(report_to, str) else list(report_to)
+    if "wandb" in names and hub_offline():
+        os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def preflight_models(recipe: Recipe) -> None:
+    """Every model a recipe loads is a local folder, a packaged model or a hub id in the local cache when the hub is
+    offline: a miss is one line naming the key, the model and the download command (not a chained traceback)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from rerank_align.data.hf import hub_offline
+    from rerank_align.scoring.modeling import PACKAGED_MODELS
+
+    if not hub_offline():
+        return
+    m, mc = recipe.model, recipe.method
+    wanted = [("model.name_or_path", m.name_or_path, m.revision)]
+    if mc.name in ("adpa", "dckd"):
+        wanted += [
+            ("method.teacher_model", mc.teacher_model, None),
+            ("method.teacher_ref_model", mc.teacher_ref_model, None),
+        ]
+    for key, name, revision in wanted:
+        if not name or Path(name).exists() or str(name).lower().replace("_", "-") in PACKAGED_MODELS:
+            continue
+        if (
+            "/" in str(name) and Path(str(name).split("/")[0]).is_dir()
+        ):  # a local path that was not produced yet
+            raise RerankAlignError(
+                f"model folder {name!r} not found",
+                where=key,
+                hint="produce it first (see the recipe's header)",
+            )
+        cached = any(
+            isinstance(try_to_load_from_cache(name, f, revision=revision), str)
+            for f in ("config.json", "adapter_config.json")
+        )
+        if not cached:
+            raise RerankAlignError(
+                f"model {name!r} is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1)",
+                where=key,
+                hint=f"download it once with network access: HF_HUB_OFFLINE=0 hf download {name}; or set {key} "
+                "to a local folder",
+            )
+
+
+def _recipe_commands(recipe: Recipe) -> list[str]:
+    """Command lines written in the comments of the recipe and of the recipes it extends (``base:``)."""
+    import re
+
+    import yaml
+
+    if not recipe.source:
+        return []
+    out, todo, seen = [], [Path(recipe.source)], set()
+    while todo:
+        p = todo.pop(0).resolve()
+        if p in seen or not p.is_file():
+            continue
+        seen.add(p)
+        text = p.read_text(encoding="utf-8")
+        out += [ln.strip().lstrip("#").strip() for ln in text.splitlines() if ln.strip().startswith("#")]
+        try:
+            base = (yaml.safe_load(text) or {}).get("base")
+        except yaml.YAMLError:
+            base = None
+        todo += [
+            p.parent / b for b in ([base] if isinstance(base, str) else base or []) if isinstance(b, str)
+        ]
+    return [ln.strip("`") for ln in out if re.search(r"(^|[\s`])rerank-align |python ", ln)]
+
+
+def preflight_data(recipe: Recipe) -> None:
+    """Local data paths a recipe reads exist; a missing one names its key and, when the recipe documents the command
+    that makes it, that command."""
+    from rerank_align.data.hf import looks_like_hub_id
+
+    d, e = recipe.data, recipe.eval
+    paths = [("data.train_file", d.train_file), ("data.beir", d.beir), ("data.run", d.run)]
+    paths += [(f"data.teacher_files[{i}]", t) for i, t in enumerate(d.teacher_files)]
+    paths += [("eval.beir", e.beir), ("eval.run", e.run)]
+    for key, value in paths:
+        if not value or Path(value).exists() or looks_like_hub_id(value):
+            continue
+        made_by = [c for c in _recipe_commands(recipe) if value in c.replace("=", " ").split()]
+        hint = (
+            f"make it first: {made_by[0]}"
+            if made_by
+            else "check the path (relative to the working directory)"
+        )
+        raise RerankAlignError(f"{value} not found", where=key, hint=hint)
+
+
 def run(recipe: Recipe) -> dict[str, Any]:
     import torch
     from transformers import set_seed
@@ -235,13 +346,16 @@ def run(recipe: Recipe) -> dict[str, Any]:
     from rerank_align.training.ranking_eval import make_ranking_eval
 
     spec = recipe.spec
+    offline_trackers(recipe)
     if not spec.built or spec.trainer not in TRAINERS:
         raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
+    preflight_models(recipe)
+    preflight_data(recipe)
     set_seed(recipe.seed)
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
-    if spec.data == "preference" and recipe.data.train_file:
+    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
         records = load_preference_records(recipe)
     elif spec.data in ("list", "preference"):  # preference pairs are built from lists (qrels or samples)
         from rerank_align.listwise.labels import load_list_training_records
@@ -271,6 +385,10 @@ def run(recipe: Recipe) -> dict[str, Any]:
     gather_zero3_weights_on_save(trainer)
     resume = resolve_resume(recipe.training.get("resume_from_checkpoint"), args.output_dir)
     before = ranking_eval(trainer.model) if ranking_eval is not None and recipe.eval.at_start else None
+    if before is not None:  # the untrained model's ranking metrics go to the trackers too, at step 0
+        from rerank_align.training.ranking_eval import LogAtTrainBegin
+
+        trainer.add_callback(LogAtTrainBegin(trainer, {f"eval_{k}": v for k, v in before.items()}))
     t0, c0 = time.time(), time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
@@ -298,6 +416,13 @@ def run(recipe: Recipe) -> dict[str, Any]:
     return summary
 
 
+def is_rank_zero() -> bool:
+    """Rank 0 of a distributed launch (accelerate / torchrun set RANK), or a single process."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -305,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     recipe = load_recipe(argv[0], argv[1:])
     summary = run(recipe)
-    print(json.dumps(summary, indent=2))
+    if is_rank_zero():  # every rank holds the same summary; one copy on the console
+        print(json.dumps(summary, indent=2))
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from rerank_align.config.recipe import EvalConfig
 from rerank_align.data import load_beir
@@ -105,3 +106,16 @@ def make_ranking_eval(
             )
 
     return evaluate_model
+
+
+class LogAtTrainBegin(TrainerCallback):
+    """Log metrics measured before training (``eval.at_start``) at step 0, after the trackers have opened their
+    writers (this callback is added after the reporting callbacks, so it runs after their ``on_train_begin``)."""
+
+    def __init__(self, trainer: Any, metrics: dict[str, float]) -> None:
+        self.trainer, self.metrics = trainer, metrics
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.metrics:
+            self.trainer.log(dict(self.metrics))
+            self.metrics = {}
