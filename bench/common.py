@@ -83,10 +83,20 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    words = set(flags.split())
+    from rerank_align.precision import describe, resolve
+
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "avx512_bf16": "avx512_bf16" in flags,
+        # every figure is a ratio measured in one run; these say which kernels that run could use
+        "cpu_flags": sorted(
+            f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16") if f in words
+        ),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "precision_auto": resolve("auto", "cpu"),
+        "precision_probe": describe("cpu"),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

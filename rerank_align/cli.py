@@ -65,6 +65,12 @@ def _mine(args: argparse.Namespace) -> int:
     return mine_main(args.rest)
 
 
+def _data(args: argparse.Namespace) -> int:
+    from rerank_align.data.cli import main as data_main
+
+    return data_main(args.rest)
+
+
 def _merge(args: argparse.Namespace) -> int:
     from rerank_align.export.merge import main as merge_main
 
@@ -138,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_mine)
 
     for name, text, func in (
+        (
+            "data",
+            "convert training data: FlagEmbedding, sentence-transformers, Tevatron, rank_llm, hub datasets",
+            _data,
+        ),
         ("merge", "merge a LoRA adapter into its base, with a score-parity check", _merge),
         ("export", "export a yesno reranker as a sequence-classification model", _export),
         ("push", "push a model folder to the Hugging Face hub", _push),
@@ -166,17 +177,16 @@ def report_error(e: BaseException, *, debug: bool = False) -> int:
     return 2 if user_error(e) else 1
 
 
-PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan", "mrb-convert")
+PASSTHROUGH = ("eval", "label", "mine", "data", "merge", "export", "push", "plan", "mrb-convert")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     # --debug is global and may stand anywhere (the passthrough subcommands own every other flag)
-    debug = "--debug" in argv or os.environ.get("RERANK_ALIGN_DEBUG", "") not in ("", "0")
+    env_debug = os.environ.get("RERANK_ALIGN_DEBUG")
+    debug = "--debug" in argv or (env_debug or "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
-    if debug:
-        os.environ["RERANK_ALIGN_DEBUG"] = "1"  # subcommands that report their own errors read it
     if argv and argv[0] in PASSTHROUGH:
         # these subcommands own their flags (including --help); argparse.REMAINDER would stop at a leading '-'
         args = parser.parse_args([argv[0]])
@@ -191,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
+    if debug:
+        os.environ["RERANK_ALIGN_DEBUG"] = "1"  # subcommands that report their own errors read it
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -200,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         return report_error(e, debug=debug)
     finally:
         sys.stdout.flush()
+        if env_debug is None:  # --debug holds for this command only (main may run many times in one process)
+            os.environ.pop("RERANK_ALIGN_DEBUG", None)
 
 
 if __name__ == "__main__":

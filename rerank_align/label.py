@@ -69,12 +69,15 @@ def score_teacher(
     batch_size: int,
     *,
     max_length: int | None = None,
-    autocast: str | None = None,
+    precision: str = "auto",
 ) -> dict[str, dict[str, float]]:
+    """Scores of one teacher for every candidate pair. ``precision``: the precision policy
+    (rerank_align/precision.py) for model teachers; ``auto`` = bf16 only where the hardware runs it natively."""
     import contextlib
 
     import torch
 
+    from rerank_align.precision import autocast_dtype, log_resolution, resolve
     from rerank_align.scoring.modeling import resolve_model_path
 
     kind, _, path = spec.partition(":")
@@ -95,7 +98,8 @@ def score_teacher(
     if kind == "reranker":
         from rerank_align.scoring import Reranker
 
-        rr = Reranker.from_pretrained(path, batch_size=batch_size)
+        rr = Reranker.from_pretrained(path, batch_size=batch_size, autocast_dtype=precision)
+        log_resolution(f"label {spec}", precision, rr.precision, rr.device)
         scores = rr.score_pairs(
             [queries[q] for q, _ in flat], [corpus[d] for _, d in flat], show_progress=True
         )
@@ -106,7 +110,12 @@ def score_teacher(
 
         ce = CrossEncoder(path, device="cpu", max_length=max_length)
         texts = [(queries[q], format_document(corpus[d], "{title} {text}")) for q, d in flat]
-        scores = ce.predict(texts, batch_size=batch_size, show_progress_bar=True)
+        resolved = resolve(precision, "cpu")
+        log_resolution(f"label {spec}", precision, resolved, "cpu")
+        dtype = autocast_dtype(resolved)
+        amp = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
+        with amp:
+            scores = ce.predict(texts, batch_size=batch_size, show_progress_bar=True)
     elif kind == "biencoder":
         from sentence_transformers import SentenceTransformer
 
@@ -118,7 +127,10 @@ def score_teacher(
         qids = list(pairs)
         dids = sorted({d for _, d in flat})
         docs = [format_document(corpus[d], "{title} {text}") for d in dids]
-        amp = torch.autocast("cpu", dtype=getattr(torch, autocast)) if autocast else contextlib.nullcontext()
+        resolved = resolve(precision, "cpu")
+        log_resolution(f"label {spec}", precision, resolved, "cpu")
+        dtype = autocast_dtype(resolved)
+        amp = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with amp:
             q_vecs = model.encode(
                 [queries[q] for q in qids], normalize_embeddings=True, batch_size=batch_size
@@ -180,9 +192,13 @@ def main(argv: list[str]) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, help="token limit for biencoder / crossencoder teachers")
     p.add_argument(
+        "--precision",
         "--autocast",
-        choices=["bfloat16"],
-        help="biencoder teachers: encode under bf16 autocast (CPU bf16 units)",
+        dest="precision",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
+        help="model teachers' precision: auto (default) = bfloat16 where the hardware runs it natively "
+        "(CUDA with bf16, CPU with AVX512-BF16/AMX), else float32; --autocast is the old name",
     )
     p.add_argument("--out", required=True, help="teacher scores JSONL")
     p.add_argument("--groups-out", help="also write the group records with 'scores' attached")
@@ -200,7 +216,7 @@ def main(argv: list[str]) -> int:
         pairs = {q: pairs[q] for q in sorted(pairs)[: args.max_queries]}
     teachers = [
         score_teacher(
-            t, pairs, queries, corpus, args.batch_size, max_length=args.max_length, autocast=args.autocast
+            t, pairs, queries, corpus, args.batch_size, max_length=args.max_length, precision=args.precision
         )
         for t in args.teacher
     ]

@@ -3,6 +3,14 @@
 Every group is checked with the same validation ``train`` applies before anything is written, so a mined file is
 always trainable. Corpus documents with neither title nor text (real collections ship a few) cannot be training
 documents: such negatives are left out and groups whose positive is empty are skipped; both counts are printed.
+
+False-negative guard: give teacher scores (``--teacher-file``: JSONL ``{qid, doc_id, score}`` or a TREC run, or
+``--teacher``: a model that scores the candidates, as in ``rerank-align label``) and ``--teacher-margin`` and / or
+``--teacher-ratio``. A candidate is then dropped when ``t_neg > t_pos - margin`` or ``t_neg > ratio * t_pos``
+(NV-Retriever's TopK-MarginPos / TopK-PercPos): one the teacher rates about as high as the judged positive is likely
+an unjudged relevant document. The teacher scores are written into each group's ``scores`` (for distillation).
+``--teacher-ratio`` compares raw magnitudes, so it needs non-negative scores: use ``--teacher-normalization minmax``
+(or ``none`` with a probability-like teacher), not ``zscore``.
 """
 
 from __future__ import annotations
@@ -48,9 +56,46 @@ def trainable_groups(groups: list[dict]) -> tuple[list[dict], dict[str, int]]:
     return kept, counts
 
 
+def load_collection(folder: str, split: str, run: str | None):
+    """A BEIR folder / BeIR hub id, or an MRB task folder (images on either side; docs/mrb.md), whose
+    ``candidates.run`` is then the default run."""
+    from pathlib import Path
+
+    if (Path(folder) / "mrb.json").is_file():
+        from rerank_align.evaluation.mrb import as_collection
+
+        return as_collection(folder, split), run or str(Path(folder) / "candidates.run")
+    return load_beir(folder, split=split), run
+
+
+def teacher_scores(args: argparse.Namespace, col, run) -> dict[str, dict[str, float]] | None:
+    """The ensemble of ``--teacher-file`` and ``--teacher`` scores over every judged query's candidates."""
+    from rerank_align.training.teachers import ensemble, read_teacher_file
+
+    teachers = [read_teacher_file(p) for p in args.teacher_file]
+    if args.teacher:
+        from rerank_align.label import score_teacher
+
+        pairs: dict[str, list[str]] = {}
+        for qid, judged in col.qrels.items():
+            docs = [d for d, _ in run.get(qid, [])[: args.depth] if d in col.corpus]
+            docs += [d for d in judged if d in col.corpus and d not in docs]
+            if docs and qid in col.queries:
+                pairs[qid] = docs
+        teachers += [
+            score_teacher(t, pairs, col.queries, col.corpus, args.batch_size, max_length=args.max_length)
+            for t in args.teacher
+        ]
+    return ensemble(teachers, args.teacher_normalization) if teachers else None
+
+
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="rerank-align mine", description=__doc__)
-    p.add_argument("beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv)")
+    p = argparse.ArgumentParser(
+        prog="rerank-align mine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "beir", help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) or a BeIR hub id"
+    )
     p.add_argument("--split", default="train")
     p.add_argument("--run", help="TREC run with candidates (default: BM25 over the corpus with bm25s)")
     p.add_argument("--out", required=True, help="output JSONL of group records")
@@ -59,17 +104,54 @@ def main(argv: list[str]) -> int:
     p.add_argument("--depth", type=int, default=100)
     p.add_argument("--sampling", choices=["random", "top"], default="random")
     p.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("false-negative guard (teacher scores)")
+    g.add_argument(
+        "--teacher-file",
+        action="append",
+        default=[],
+        help="teacher scores: JSONL {qid, doc_id, score} or TREC run",
+    )
+    g.add_argument(
+        "--teacher",
+        action="append",
+        default=[],
+        help="a teacher model scoring the candidates: reranker:PATH | crossencoder:PATH | biencoder:PATH",
+    )
+    g.add_argument("--teacher-normalization", choices=["zscore", "minmax", "none"], default="zscore")
+    g.add_argument("--teacher-margin", type=float, help="drop negatives with t_neg > t_pos - margin")
+    g.add_argument("--teacher-ratio", type=float, help="drop negatives with t_neg > ratio * t_pos")
+    g.add_argument("--batch-size", type=int, default=32, help="teacher model batch size")
+    g.add_argument("--max-length", type=int, help="token limit of crossencoder / biencoder teachers")
     args = p.parse_args(argv)
+    guard = args.teacher_margin is not None or args.teacher_ratio is not None
+    if guard and not (args.teacher_file or args.teacher):
+        raise InputError(
+            "--teacher-margin / --teacher-ratio need teacher scores", hint="add --teacher-file or --teacher"
+        )
+    if args.teacher_ratio is not None and args.teacher_normalization == "zscore":
+        raise InputError(
+            "--teacher-ratio compares magnitudes, but z-scored teacher scores can be negative",
+            hint="use --teacher-normalization minmax (or none with a non-negative teacher), or --teacher-margin",
+        )
     check_output(
         args.out,
         overwrite=args.overwrite,
         kind="file",
-        sources=[args.beir, *([args.run] if args.run else [])],
+        sources=[args.beir, *([args.run] if args.run else []), *args.teacher_file],
     )
-    col = load_beir(args.beir, split=args.split)
-    run = first_stage(col, args.run, depth=args.depth)
+    col, run_path = load_collection(args.beir, args.split, args.run)
+    run = first_stage(col, run_path, depth=args.depth)
+    teacher = teacher_scores(args, col, run)
     groups = groups_from_run(
-        col, run, num_negatives=args.num_negatives, depth=args.depth, sampling=args.sampling, seed=args.seed
+        col,
+        run,
+        num_negatives=args.num_negatives,
+        depth=args.depth,
+        sampling=args.sampling,
+        teacher_scores=teacher,
+        teacher_margin=args.teacher_margin,
+        teacher_ratio=args.teacher_ratio,
+        seed=args.seed,
     )
     groups, counts = trainable_groups(groups)
     if not groups:
@@ -79,9 +161,13 @@ def main(argv: list[str]) -> int:
             hint="check that the run covers the judged queries of this split",
         )
     n = write_jsonl(args.out, groups)
+    kept = sum(len(g["negatives"]) for g in groups)
+    guard_note = (
+        f"; false-negative guard (margin {args.teacher_margin}, ratio {args.teacher_ratio})" if guard else ""
+    )
     dropped = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items() if v)
     print(
-        f"wrote {n} groups from {len(col.qrels)} judged queries to {args.out}"
+        f"wrote {n} groups ({kept} negatives) from {len(col.qrels)} judged queries to {args.out}{guard_note}"
         + (f" ({dropped})" if dropped else "")
     )
     return 0

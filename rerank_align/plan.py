@@ -387,6 +387,8 @@ def estimate(n: ModelNumbers, s: Setup) -> Estimate:
 
 
 def setup_from_recipe(recipe: Any, *, gpus: int, zero: int, offload: str, on_gpu: bool) -> Setup:
+    from rerank_align.config.load import activation_checkpointing
+
     t = recipe.training
     spec = recipe.spec
     score = spec.trainer == "score"
@@ -403,10 +405,11 @@ def setup_from_recipe(recipe: Any, *, gpus: int, zero: int, offload: str, on_gpu
         zero=zero,
         offload=offload,
         dtype_bytes=DTYPE_BYTES[recipe.model.dtype],
-        mixed_bf16=bool(t.get("bf16") or t.get("fp16")) and on_gpu,
+        # `auto` (the default) resolves to bf16 on GPUs with bf16 units, the ones this plan sizes for
+        mixed_bf16=on_gpu and (t.get("bf16", "auto") in (True, "auto") or t.get("fp16") is True),
         load_in_4bit=recipe.quantization.load_in_4bit,
         lora=recipe.peft.enabled,
-        gradient_checkpointing=bool(t.get("gradient_checkpointing", False)),
+        gradient_checkpointing=activation_checkpointing(t),
         batch=int(t.get("per_device_train_batch_size", 8)),
         group=recipe.method.group_size if score else 1,
         chunk=recipe.method.chunk_size if score else None,
@@ -436,7 +439,7 @@ def advice(n: ModelNumbers, s: Setup, budget: float, recipe: Any) -> list[tuple[
         out.append((text, estimate(n, changed).total))
 
     if not s.gradient_checkpointing:
-        add("training.gradient_checkpointing=true", replace(s, gradient_checkpointing=True))
+        add("training.activation_checkpointing=true", replace(s, gradient_checkpointing=True))
     if s.group > 1 and (not s.chunk or s.chunk > 8) and recipe.spec.trainer == "score":
         c = max(1, min(s.group, 8))
         add(f"method.chunk_size={c} (gradient cache: same loss and gradients)", replace(s, chunk=c))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_align.config import Recipe, load_recipe
-from rerank_align.errors import NotBuiltError, RerankAlignError
+from rerank_align.errors import InputError, NotBuiltError, RecipeError, RerankAlignError
 
 
 def default_training_args(recipe: Recipe) -> dict[str, Any]:
@@ -30,9 +30,6 @@ def default_training_args(recipe: Recipe) -> dict[str, Any]:
         "save_strategy": "no",
         "logging_steps": 10,
         "use_cpu": on_cpu,
-        # TRL configs default to bf16=True, which raises on CPU; an explicit `training.bf16: true` is kept
-        # (CPU autocast in bf16, fast on CPUs with bf16 units).
-        "bf16": False if on_cpu else recipe.training.get("bf16", False),
         "dataloader_num_workers": 0,
     }
     if recipe.eval.every_n_steps:
@@ -64,12 +61,41 @@ def _min_negatives(recipe: Recipe) -> int:
     return 1
 
 
+def _check_negatives(records: list[dict], source: str, needed: int) -> None:
+    for i, rec in enumerate(records, start=1):
+        if len(rec["negatives"]) < needed:
+            raise InputError(
+                f"group has {len(rec['negatives'])} negatives; this method needs at least {needed}",
+                where=f"{source}: record {i}",
+                hint="add negatives (rerank-align mine) or drop the record",
+            )
+
+
+def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str, bool], str]:
+    """``bf16`` / ``fp16`` for TrainingArguments from the recipe's values, and the resolved precision's name.
+
+    Both default to ``auto``: bf16 where the hardware runs it natively (rerank_align/precision.py), else float32;
+    ``auto`` never picks fp16. Explicit booleans are kept (``bf16: true`` on a CPU without bf16 units runs, slowly,
+    under emulated bf16 autocast). TRL's configs default to ``bf16=True``, so both are always set here."""
+    from rerank_align.precision import resolve
+
+    bf16, fp16 = training.get("bf16", "auto"), training.get("fp16", "auto")
+    if fp16 is True and bf16 is True:
+        raise RecipeError("bf16 and fp16 are both true", where="training.fp16", hint="choose one precision")
+    if fp16 is True:
+        resolved = "float16"
+    else:
+        resolved = resolve(bf16, device)
+    return {"bf16": resolved == "bfloat16", "fp16": resolved == "float16"}, resolved
+
+
 def load_training_records(recipe: Recipe) -> list[dict]:
     """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
     import random
 
-    from rerank_align.data import groups_from_run, load_beir, read_group_records
+    from rerank_align.data import groups_from_run, load_beir
     from rerank_align.data.bm25 import first_stage
+    from rerank_align.data.formats import read_records
     from rerank_align.training.teachers import attach, ensemble, read_teacher_file
 
     d = recipe.data
@@ -77,7 +103,8 @@ def load_training_records(recipe: Recipe) -> list[dict]:
     if d.teacher_files:
         teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
     if d.train_file:
-        records = read_group_records(d.train_file, min_negatives=_min_negatives(recipe))
+        records = read_records(d.train_file, "group", d.format, split=d.split, config=d.dataset_config)
+        _check_negatives(records, d.train_file, _min_negatives(recipe))
         if teacher is not None:
             records = attach(records, teacher, source=", ".join(d.teacher_files))
     else:
@@ -107,15 +134,24 @@ def load_preference_records(recipe: Recipe) -> list[dict]:
     """Preference records of ``data.train_file`` (DESIGN §2), at most ``data.max_train_samples`` of them."""
     import random
 
-    from rerank_align.data.records import read_preference_records
+    from rerank_align.data.formats import read_records
 
-    records = read_preference_records(recipe.data.train_file)
+    d = recipe.data
+    records = read_records(d.train_file, "preference", d.format, split=d.split, config=d.dataset_config)
     n = recipe.data.max_train_samples
     if n is not None and len(records) > n:
         records = random.Random(recipe.seed).sample(records, n)
     if not records:
         raise RerankAlignError("no preference records", where="data.train_file")
     return records
+
+
+def _train_file_kind(recipe: Recipe) -> str:
+    """Preference methods train on preference records, or on list records they build pairs from."""
+    from rerank_align.data.formats import source_kind
+
+    d = recipe.data
+    return source_kind(d.train_file, d.format, d.split, d.dataset_config)
 
 
 def recipe_yaml(recipe: Recipe) -> str:
@@ -249,24 +285,130 @@ def preflight(recipe: Recipe, *, overwrite: bool = False) -> None:
         )
 
 
+def offline_trackers(recipe: Recipe) -> None:
+    """With the hub offline (HF_HUB_OFFLINE=1), wandb logs offline unless WANDB_MODE says otherwise (``wandb sync``
+    uploads the run later); trackio and tensorboard write local files anyway."""
+    import os
+
+    from rerank_align.data.hf import hub_offline
+
+    report_to = recipe.training.get("report_to") or []
+    names = [report_to] if isinstance(report_to, str) else list(report_to)
+    if "wandb" in names and hub_offline():
+        os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def preflight_models(recipe: Recipe) -> None:
+    """Every model a recipe loads is a local folder, a packaged model or a hub id in the local cache when the hub is
+    offline: a miss is one line naming the key, the model and the download command (not a chained traceback)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    from rerank_align.data.hf import hub_offline
+    from rerank_align.scoring.modeling import PACKAGED_MODELS
+
+    if not hub_offline():
+        return
+    m, mc = recipe.model, recipe.method
+    wanted = [("model.name_or_path", m.name_or_path, m.revision)]
+    if mc.name in ("adpa", "dckd"):
+        wanted += [
+            ("method.teacher_model", mc.teacher_model, None),
+            ("method.teacher_ref_model", mc.teacher_ref_model, None),
+        ]
+    for key, name, revision in wanted:
+        if not name or Path(name).exists() or str(name).lower().replace("_", "-") in PACKAGED_MODELS:
+            continue
+        if (
+            "/" in str(name) and Path(str(name).split("/")[0]).is_dir()
+        ):  # a local path that was not produced yet
+            raise RerankAlignError(
+                f"model folder {name!r} not found",
+                where=key,
+                hint="produce it first (see the recipe's header)",
+            )
+        cached = any(
+            isinstance(try_to_load_from_cache(name, f, revision=revision), str)
+            for f in ("config.json", "adapter_config.json")
+        )
+        if not cached:
+            raise RerankAlignError(
+                f"model {name!r} is not in the local Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1)",
+                where=key,
+                hint=f"download it once with network access: HF_HUB_OFFLINE=0 hf download {name}; or set {key} "
+                "to a local folder",
+            )
+
+
+def _recipe_commands(recipe: Recipe) -> list[str]:
+    """Command lines written in the comments of the recipe and of the recipes it extends (``base:``)."""
+    import re
+
+    import yaml
+
+    if not recipe.source:
+        return []
+    out, todo, seen = [], [Path(recipe.source)], set()
+    while todo:
+        p = todo.pop(0).resolve()
+        if p in seen or not p.is_file():
+            continue
+        seen.add(p)
+        text = p.read_text(encoding="utf-8")
+        out += [ln.strip().lstrip("#").strip() for ln in text.splitlines() if ln.strip().startswith("#")]
+        try:
+            base = (yaml.safe_load(text) or {}).get("base")
+        except yaml.YAMLError:
+            base = None
+        todo += [
+            p.parent / b for b in ([base] if isinstance(base, str) else base or []) if isinstance(b, str)
+        ]
+    return [ln.strip("`") for ln in out if re.search(r"(^|[\s`])rerank-align |python ", ln)]
+
+
+def preflight_data(recipe: Recipe) -> None:
+    """Local data paths a recipe reads exist; a missing one names its key and, when the recipe documents the command
+    that makes it, that command."""
+    from rerank_align.data.hf import looks_like_hub_id
+
+    d, e = recipe.data, recipe.eval
+    paths = [("data.train_file", d.train_file), ("data.beir", d.beir), ("data.run", d.run)]
+    paths += [(f"data.teacher_files[{i}]", t) for i, t in enumerate(d.teacher_files)]
+    paths += [("eval.beir", e.beir), ("eval.run", e.run)]
+    for key, value in paths:
+        if not value or Path(value).exists() or looks_like_hub_id(value):
+            continue
+        made_by = [c for c in _recipe_commands(recipe) if value in c.replace("=", " ").split()]
+        hint = (
+            f"make it first: {made_by[0]}"
+            if made_by
+            else "check the path (relative to the working directory)"
+        )
+        raise RerankAlignError(f"{value} not found", where=key, hint=hint)
+
+
 def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
+    import torch
     from transformers import set_seed
 
     from rerank_align.config.load import model_architecture, training_args_class
+    from rerank_align.precision import log_resolution
     from rerank_align.reliability import CommitCheckpoints, resolve_resume
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.training.model import build_model
     from rerank_align.training.ranking_eval import make_ranking_eval
 
     spec = recipe.spec
+    offline_trackers(recipe)
     if not spec.built or spec.trainer not in TRAINERS:
         raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
+    preflight_models(recipe)
+    preflight_data(recipe)
     preflight(recipe, overwrite=overwrite)
     set_seed(recipe.seed)
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
-    if spec.data == "preference" and recipe.data.train_file:
+    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
         records = load_preference_records(recipe)
     elif spec.data in ("list", "preference"):  # preference pairs are built from lists (qrels or samples)
         from rerank_align.listwise.labels import load_list_training_records
@@ -276,11 +418,19 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
         records = load_training_records(recipe)
     model = build_model(recipe, contract)
     args_cls = training_args_class(spec.args_class)
-    args = args_cls(**{**default_training_args(recipe), **recipe.training})
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mixed, precision = training_precision(recipe.training, device)
+    requested = "float16" if recipe.training.get("fp16") is True else recipe.training.get("bf16", "auto")
+    log_resolution("train", requested, precision, device)
+    args = args_cls(**{**default_training_args(recipe), **recipe.training, **mixed})
     ranking_eval = None
     if recipe.eval.beir:
         ranking_eval = make_ranking_eval(
-            recipe.eval, contract, tokenizer, keep_train_mode=recipe.quantization.load_in_4bit
+            recipe.eval,
+            contract,
+            tokenizer,
+            keep_train_mode=recipe.quantization.load_in_4bit,
+            precision=precision,
         )
     trainer = TRAINERS[spec.trainer](recipe, model, tokenizer, contract, records, args, ranking_eval)
     trainer.recipe_text = recipe_yaml(recipe)
@@ -288,6 +438,10 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     gather_zero3_weights_on_save(trainer)
     resume = resolve_resume(recipe.training.get("resume_from_checkpoint"), args.output_dir)
     before = ranking_eval(trainer.model) if ranking_eval is not None and recipe.eval.at_start else None
+    if before is not None:  # the untrained model's ranking metrics go to the trackers too, at step 0
+        from rerank_align.training.ranking_eval import LogAtTrainBegin
+
+        trainer.add_callback(LogAtTrainBegin(trainer, {f"eval_{k}": v for k, v in before.items()}))
     t0, c0 = time.time(), time.process_time()
     result = trainer.train(resume_from_checkpoint=resume)
     train_seconds = time.time() - t0
@@ -302,6 +456,7 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "records": len(records),
+        "precision": precision,
     }
     if before is not None:
         summary["eval_at_start"] = before
@@ -314,6 +469,13 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     return summary
 
 
+def is_rank_zero() -> bool:
+    """Rank 0 of a distributed launch (accelerate / torchrun set RANK), or a single process."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -323,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--overwrite"]
     recipe = load_recipe(argv[0], argv[1:])
     summary = run(recipe, overwrite=overwrite)
-    print(json.dumps(summary, indent=2))
+    if is_rank_zero():  # every rank holds the same summary; one copy on the console
+        print(json.dumps(summary, indent=2))
     return 0
 
 

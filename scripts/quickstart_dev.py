@@ -68,10 +68,10 @@ def main() -> int:
             ]
         )
     train_s = time.time() - t0
-    system = {"type": "reranker", "path": str(model), "autocast": "bfloat16"}
+    system = {"type": "reranker", "path": str(model)}  # precision: auto (rerank_align/precision.py)
     suite = {
         "name": f"quickstart_dev_{name}",
-        "depth": 30,
+        "depth": int(os.environ.get("QUICKSTART_DEV_DEPTH", "20")),
         "metrics": ["nDCG@10"],
         "cache": str(OUT / "score_cache.sqlite"),
         "collections": [

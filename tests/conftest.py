@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny models built in code once per test session (no hub access, DESIGN §7)."""
+"""Shared fixtures: tiny models built in code once per test session (no hub access)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The precision policy's `auto` follows the CPU (rerank_align/precision.py). Tests pin the probe to "no native
+# bf16" so every machine runs the same float32 path; tests of the bf16 path ask for it explicitly, and
+# tests/test_precision.py simulates both machines.
+os.environ.setdefault("RERANK_ALIGN_NATIVE_BF16", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

@@ -113,8 +113,51 @@ def test_record_validators_normalise_docs():
     assert pref["chosen"] == 0
 
 
+def _tie_blocks(scores: list[float], tol: float) -> list[range]:
+    """Maximal runs of consecutive ranks whose scores agree within ``tol`` (interchangeable documents)."""
+    blocks, start = [], 0
+    for i in range(1, len(scores) + 1):
+        if i == len(scores) or abs(scores[i] - scores[i - 1]) > tol:
+            blocks.append(range(start, i))
+            start = i
+    return blocks
+
+
 def test_bm25_reproduces_the_shared_scifact_run(shared_data):
+    """Our bm25s run equals the shipped one up to ties, and its metrics equal the published ones exactly.
+
+    The shipped run keeps 6 decimals, and bm25s sums float32 term scores in an order that depends on the CPU's
+    SIMD kernels, so the last bits differ between machines (query 1, rank 62: 2.8404216766 on an AVX2 EPYC vs
+    2.840422 in the file). Documents whose scores agree within ``TOL`` are interchangeable: within each such
+    block the set of documents must be the same (at the depth cut-off, the block may hold other documents with
+    the same score). Every score must match the file's at its rank, and the metrics must match to 4 decimals."""
+    import ir_measures
+
+    tol = 2e-5  # 5e-7 from the file's rounding + float32 summation differences (a few ulps of scores <= 30)
     col = load_beir(shared_data / "scifact", split="test")
     ours = bm25_run(col, list(col.qrels))
     ref = read_run(shared_data / "scifact" / "bm25_top100.run")
-    assert all([d for d, _ in ours[q]] == [d for d, _ in ref[q]] for q in ref)
+    assert set(ours) == set(ref)
+    reordered = 0
+    for q, want in ref.items():
+        got = ours[q]
+        assert len(got) == len(want), q
+        gap = max(abs(a - b) for (_, a), (_, b) in zip(got, want))
+        assert gap <= tol, (q, gap)
+        blocks = _tie_blocks([s for _, s in want], tol)
+        for block in blocks:
+            same = {got[i][0] for i in block} == {want[i][0] for i in block}
+            at_cutoff = block.stop == len(want) == 100
+            assert same or at_cutoff, (q, [want[i] for i in block], [got[i] for i in block])
+        reordered += [d for d, _ in got] != [d for d, _ in want]
+    # the relaxation is only for ties: most queries come out in exactly the file's order
+    assert reordered <= len(ref) // 4, reordered
+    published = json.loads((shared_data / "scifact" / "bm25_metrics.json").read_text())["bm25_top100.run"]
+    qrels = [ir_measures.Qrel(q, d, r) for q, docs in col.qrels.items() for d, r in docs.items()]
+    run = [ir_measures.ScoredDoc(q, d, s) for q, docs in ours.items() for d, s in docs]
+    m = ir_measures.calc_aggregate(
+        [ir_measures.nDCG @ 10, ir_measures.R(rel=1) @ 100, ir_measures.RR(rel=1) @ 10], qrels, run
+    )
+    assert round(m[ir_measures.nDCG @ 10], 4) == published["nDCG@10"]
+    assert round(m[ir_measures.R(rel=1) @ 100], 4) == published["Recall@100"]
+    assert round(m[ir_measures.RR(rel=1) @ 10], 4) == published["MRR@10"]

@@ -176,13 +176,14 @@ def test_bf16_autocast_scores_within_bf16_rounding_of_fp32(request, fixture):
         assert abs(pre - fp32).max() <= tol
 
 
-def test_autocast_auto_follows_the_hardware(tiny_bert):
-    from rerank_align.scoring.reranker import bf16_autocast_supported
-
+@pytest.mark.parametrize("native", ["0", "1"])
+def test_autocast_auto_follows_the_hardware(tiny_bert, monkeypatch, native):
+    monkeypatch.setenv("RERANK_ALIGN_NATIVE_BF16", native)
     tok = load_tokenizer(str(tiny_bert))
     contract = build_contract(tok, base_model=str(tiny_bert), architecture="encoder", kind="head")
-    rr = Reranker(load_model(str(tiny_bert), contract), tok, contract, device="cpu", autocast_dtype="auto")
-    assert rr.autocast_dtype == (torch.bfloat16 if bf16_autocast_supported("cpu") else None)
+    rr = Reranker(load_model(str(tiny_bert), contract), tok, contract, device="cpu")  # default: auto
+    assert rr.autocast_dtype == (torch.bfloat16 if native == "1" else None)
+    assert rr.precision == ("bfloat16" if native == "1" else "float32")
 
 
 def test_encoder_pairs_are_tokenised_once(tiny_bert):

@@ -249,10 +249,19 @@ def check(recipe: Recipe) -> None:
                 where="method.teacher_ref_model",
                 hint="name the teacher's model before preference alignment",
             )
-        allowed = {"adpa": ("lambda_sft", "lambda_adpa"), "dckd": ("lambda_sft", "lambda_kd", "renormalize")}
+    if method.name in ("adpa", "dckd", "irpo"):
+        from rerank_align.losses import adpa_loss, dckd_loss, irpo_loss
+
+        fn = {"adpa": adpa_loss, "dckd": dckd_loss, "irpo": irpo_loss}[method.name]
+        # the loss's keyword-only hyper-parameters, less those the trainer sets (beta: training.beta; parts)
+        allowed = tuple(
+            p.name
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("beta", "parts")
+        )
         for k in method.loss_args:
-            if k not in allowed[method.name]:
-                raise unknown_key_error("method.loss_args", k, allowed[method.name])
+            if k not in allowed:
+                raise unknown_key_error("method.loss_args", k, allowed)
     if method.irpo_rounds > 1 and (method.name != "irpo" or recipe.training.get("precompute_ref_log_probs")):
         raise RecipeError(
             "iterative IRPO regenerates its lists, so its reference log-probs cannot be precomputed",
@@ -298,6 +307,7 @@ def check(recipe: Recipe) -> None:
         raise RecipeError(
             "no training data", where="data.train_file", hint="set data.train_file or data.beir (+ data.run)"
         )
+    check_data_format(recipe)
     if q.load_in_4bit:
         if not recipe.peft.enabled:
             raise RecipeError(
@@ -320,6 +330,8 @@ def check(recipe: Recipe) -> None:
         if k not in names:
             raise unknown_key_error("training", k, names)
         recipe.training[k] = check_training_value(k, recipe.training[k], hints.get(k))
+    if "report_to" in recipe.training:
+        recipe.training["report_to"] = check_report_to(recipe.training["report_to"])
 
 
 def _training_hints(cls: type) -> dict[str, typing.Any]:
@@ -333,9 +345,12 @@ def check_training_value(key: str, value: typing.Any, hint: typing.Any) -> typin
     """Scalar training arguments (int / float / bool) are type-checked at parse time, naming ``training.<key>``.
 
     A number written as a string (YAML 1.1 reads ``2e-5`` as one) is converted; ``resume_from_checkpoint`` also
-    takes ``true`` (the latest complete checkpoint in ``output_dir``).
+    takes ``true`` (the latest complete checkpoint in ``output_dir``); ``bf16`` / ``fp16`` also take ``auto``
+    (rerank_align/precision.py).
     """
     where = f"training.{key}"
+    if key in ("bf16", "fp16") and value == "auto":  # the precision policy, resolved when training starts
+        return value
     if key == "resume_from_checkpoint":
         if value is None or isinstance(value, (bool, str)):
             return value
@@ -356,3 +371,84 @@ def check_training_value(key: str, value: typing.Any, hint: typing.Any) -> typin
             ) from None
         value = int(number) if hint is int and number.is_integer() else number
     return coerce(value, hint, where) if hint is not float else float(coerce(value, hint, where))
+
+
+def check_data_format(recipe: Recipe) -> None:
+    """``data.format`` names a reader for ``data.train_file`` whose record kind the method can train on."""
+    from rerank_align.data.formats import FORMAT_KIND
+
+    d, spec = recipe.data, recipe.spec
+    if d.format != "auto" and d.train_file is None:
+        raise RecipeError(
+            f"data.format {d.format!r} describes data.train_file, which is not set",
+            where="data.format",
+            hint="set data.train_file, or remove data.format",
+        )
+    kind = FORMAT_KIND.get(d.format)
+    if kind is None or spec.data == "prompt":
+        return
+    # preference methods also train on list records (pairs are built from each list)
+    ok = kind == spec.data or (spec.data == "preference" and kind == "list")
+    if not ok:
+        raise RecipeError(
+            f"{d.format} data holds {kind} records, but method '{recipe.method.name}' trains on {spec.data} records",
+            where="data.format",
+            hint="group formats (flagembedding, sentence-transformers, tevatron) suit score / sft_yesno / pg_rank; "
+            "rank_llm lists suit fullrank / first / irpo / dpo-family methods",
+        )
+
+
+# tracker name → (module that must import, pip extra of this package)
+TRACKERS = {
+    "tensorboard": ("tensorboard", "tensorboard"),
+    "trackio": ("trackio", "trackio"),
+    "wandb": ("wandb", "wandb"),
+    "mlflow": ("mlflow", None),
+    "comet_ml": ("comet_ml", None),
+    "clearml": ("clearml", None),
+    "neptune": ("neptune", None),
+    "dvclive": ("dvclive", None),
+    "swanlab": ("swanlab", None),
+    "codecarbon": ("codecarbon", None),
+    "azure_ml": ("azureml", None),
+    "dagshub": ("dagshub", None),
+    "flyte": ("flytekit", None),
+    "kubeflow": ("kubeflow", None),
+}
+
+
+def check_report_to(value: typing.Any) -> typing.Any:
+    """``training.report_to``: known tracker names that are installed (checked here, not by a traceback later).
+
+    ``"none"`` and ``"all"`` (every installed tracker) pass as they are.
+    """
+    import importlib.util
+
+    where = "training.report_to"
+    if value is None or value in ("none", "all", ["none"], ["all"]):
+        return value
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RecipeError(f"expected a tracker name or a list of them, got {value!r}", where=where)
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    for n in names:
+        if n not in INTEGRATION_TO_CALLBACK:
+            raise RecipeError(
+                f"unknown tracker {n!r}",
+                where=where,
+                hint=suggest(n, [*INTEGRATION_TO_CALLBACK, "none", "all"])
+                or f"one of none, all, {', '.join(INTEGRATION_TO_CALLBACK)}",
+            )
+        module, extra = TRACKERS.get(n, (n, None))
+        if importlib.util.find_spec(module) is None:
+            install = f"pip install 'rerank-align[{extra}]'" if extra else f"pip install {module}"
+            raise RecipeError(f"tracker {n!r} is not installed", where=where, hint=f"install it: {install}")
+    return value
+
+
+def activation_checkpointing(training: dict) -> bool:
+    """Whether a recipe's training section turns activation checkpointing on: ``activation_checkpointing``, or its
+    deprecated transformers-5 alias ``gradient_checkpointing`` when the new key is absent."""
+    value = training.get("activation_checkpointing")
+    return bool(training.get("gradient_checkpointing", False) if value is None else value)

@@ -104,9 +104,30 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    train_file: str | None = field(None, help="JSONL records (group, list or preference, per the method).")
-    beir: str | None = field(None, help="BEIR folder to build training groups from (with `run`).")
-    split: str = field("train", help="Qrels split of `beir` used for training.")
+    train_file: str | None = field(
+        None,
+        help="Training records (group, list or preference, per the method): a JSONL / JSON / parquet / arrow file, "
+        "a `save_to_disk` folder or a Hugging Face hub dataset id, in `format` (docs/data.md).",
+    )
+    format: Literal["auto", "jsonl", "flagembedding", "sentence-transformers", "tevatron", "rank_llm"] = (
+        field(
+            "auto",
+            help="Format of `train_file`: this project's JSONL, FlagEmbedding, sentence-transformers, Tevatron or "
+            "rank_llm (RankZephyr / FIRST) data; 'auto' tells them apart by the keys of the first row.",
+        )
+    )
+    dataset_config: str | None = field(
+        None,
+        help="Config (subset) name of a hub `train_file`, e.g. 'triplet-hard' (datasets.load_dataset's name).",
+    )
+    beir: str | None = field(
+        None,
+        help="BEIR folder (or a BeIR hub id such as BeIR/scifact, qrels from <id>-qrels) to build training "
+        "groups from (with `run`).",
+    )
+    split: str = field(
+        "train", help="Qrels split of `beir` (or the dataset split of a hub / saved `train_file`)."
+    )
     run: str | None = field(
         None, help="TREC run with the candidates to mine negatives from (default: BM25 via bm25s)."
     )
@@ -174,11 +195,13 @@ class MethodConfig:
     )
     listwise_window: int = field(20, help="Listwise inference: candidates per window.", min=2)
     listwise_stride: int = field(10, help="Listwise inference: window step (≤ window).", min=1)
-    preference_source: Literal["qrels", "samples", "pointwise"] = field(
+    preference_source: Literal["qrels", "samples", "student", "pointwise"] = field(
         "qrels",
         help="dpo/adpa/dckd without a preference train_file: rejected = the first-stage order ('qrels'), the "
-        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples'), or pointwise "
-        "pairs (a higher- vs a lower-graded passage, num_samples per query; the answer is the passage to rank first).",
+        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples'), one sample of the "
+        "starting model as it is ('student': ADPA's released semantics, the advantage applies to the student's own "
+        "generation), or pointwise pairs (a higher- vs a lower-graded passage, num_samples per query; the answer is "
+        "the passage to rank first).",
     )
     num_samples: int = field(
         4,

@@ -195,6 +195,10 @@ def load_beir(path: str | os.PathLike, split: str = "test", *, qrels_required: b
     are kept (pooled TREC judgments legitimately judge passages outside the shipped corpus) and reported in one
     warning line: they still count in recall's denominator, and no reranker can retrieve them.
     """
+    from rerank_align.data.hf import load_beir_hub, looks_like_hub_id
+
+    if looks_like_hub_id(path):  # e.g. BeIR/scifact (+ BeIR/scifact-qrels)
+        return load_beir_hub(str(path), split, qrels_required=qrels_required)
     path = Path(path)
     if not path.is_dir():
         raise InputError("BEIR folder not found", where=str(path))

@@ -70,9 +70,12 @@ class SystemSpec:
     batch_size: int | None = None
     max_length: int | None = None
     """``cross_encoder`` only: maximum input length in tokens."""
-    autocast: str | None = None
-    """``reranker`` / ``base``: run the forward under ``torch.autocast`` in this dtype (``bfloat16``): faster on
-    CPUs with bf16 units, scores differ from fp32 by ~1e-2 and are cached separately."""
+    precision: str = "auto"
+    """``reranker`` / ``base``: ``auto`` (default) runs the backbone under bfloat16 autocast where the hardware
+    runs bf16 natively (CUDA with bf16, CPU with AVX512-BF16 or AMX) and in float32 elsewhere
+    (rerank_align/precision.py); ``float32``, ``bfloat16`` or ``float16`` force one. bf16 scores differ from
+    float32 by ~1e-2 and are cached separately; the resolved precision is written into the results. The old key
+    ``autocast`` is still read as ``precision``."""
     reuse_prefix: bool = False
     """``reranker`` / ``base`` with a causal model: run each query's shared prompt prefix once and reuse its KV cache
     for all the query's candidates (``Reranker(reuse_prefix=True)``, docs/benchmarks.md); scores equal the plain
@@ -224,6 +227,12 @@ def _parse_collection(obj: Any, base: Path, where: str) -> CollectionSpec:
 
 
 def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
+    if isinstance(obj, dict) and "autocast" in obj:  # the old name of `precision`
+        if "precision" in obj:
+            raise SuiteError(
+                "both 'autocast' and 'precision' are set", where=f"{where}.autocast", hint="keep 'precision'"
+            )
+        obj = {("precision" if k == "autocast" else k): v for k, v in obj.items()}
     _check_keys(obj, _fields(SystemSpec), where)
     for key in ("name", "type"):
         if key not in obj:
@@ -249,11 +258,10 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
     contract = _typed(contract, dict, f"{where}.contract")
     bs = obj.get("batch_size")
     ml = obj.get("max_length")
-    autocast = obj.get("autocast")
-    if autocast is not None:
-        if kind not in ("reranker", "base"):
-            raise SuiteError("'autocast' applies to 'reranker' and 'base' systems", where=f"{where}.autocast")
-        autocast = _enum(autocast, ("bfloat16", "float16"), f"{where}.autocast")
+    precision = obj.get("precision", "auto")
+    if "precision" in obj and kind not in ("reranker", "base"):
+        raise SuiteError("'precision' applies to 'reranker' and 'base' systems", where=f"{where}.precision")
+    precision = _enum(precision, ("auto", "float32", "bfloat16", "float16"), f"{where}.precision")
     reuse_prefix = obj.get("reuse_prefix", False)
     if reuse_prefix:
         if kind not in ("reranker", "base"):
@@ -278,7 +286,7 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         contract=dict(contract),
         batch_size=None if bs is None else _typed(bs, int, f"{where}.batch_size", minimum=1),
         max_length=None if ml is None else _typed(ml, int, f"{where}.max_length", minimum=1),
-        autocast=autocast,
+        precision=precision,
         reuse_prefix=reuse_prefix,
         fuse_first_stage=fuse,
     )

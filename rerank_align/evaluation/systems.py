@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from rerank_align.errors import RerankAlignError
+from rerank_align.precision import log_resolution
 from rerank_align.scoring.modeling import resolve_model_path
 
 
@@ -154,7 +155,7 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
         scorer = CrossEncoderScorer(
             path, name=spec.name, batch_size=bs, device=device, max_length=spec.max_length
         )
-        info.update(path=path, fingerprint=scorer.fingerprint)
+        info.update(path=path, fingerprint=scorer.fingerprint, precision="float32")
         return scorer, info
     try:
         from rerank_align.scoring import Reranker
@@ -164,19 +165,21 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
             hint="use a 'cross_encoder', 'lexical' or 'first_stage' system",
         ) from None
     if spec.type == "reranker":
-        rr = Reranker.from_pretrained(spec.path, device=device, batch_size=bs)
+        rr = Reranker.from_pretrained(spec.path, device=device, batch_size=bs, autocast_dtype=spec.precision)
         info["reranker_json_sha256"] = file_sha256(Path(spec.path) / "reranker.json")
     else:  # base
         path = resolve_model_path(spec.path)
-        rr = Reranker.from_base(path, device=device, batch_size=bs, **spec.contract)
+        rr = Reranker.from_base(
+            path, device=device, batch_size=bs, autocast_dtype=spec.precision, **spec.contract
+        )
         info["path"] = path
         info["contract_fields"] = dict(spec.contract)
-    if getattr(spec, "autocast", None):
-        import torch
-
-        rr.autocast_dtype = getattr(torch, spec.autocast)
-        rr.fingerprint = f"{rr.fingerprint}+autocast-{spec.autocast}"
-        info["autocast"] = spec.autocast
+    rr.set_precision(spec.precision)
+    if rr.precision != "float32":  # float32 keeps the fingerprint (and score cache) of earlier float32 runs
+        rr.fingerprint = f"{rr.fingerprint}+autocast-{rr.precision}"
+    info["precision"] = rr.precision
+    info["precision_requested"] = spec.precision
+    log_resolution(f"eval {spec.name}", spec.precision, rr.precision, rr.device)
     if getattr(spec, "reuse_prefix", False):
         rr.reuse_prefix = True
         rr.fingerprint = f"{rr.fingerprint}+reuse-prefix"

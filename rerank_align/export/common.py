@@ -150,10 +150,12 @@ def image_probes() -> tuple[list, list]:
 def scores_of(
     model: Any, tokenizer: Any, contract: Any, queries: list, docs: list, device: str = "cpu"
 ) -> Any:
-    """Scores through the one scoring forward (``Reranker.score_pairs``), as a float64 numpy array."""
+    """Scores through the one scoring forward (``Reranker.score_pairs``), as a float64 numpy array.
+
+    Always float32: parity gates compare to ~1e-5, which a bf16 forward cannot meet."""
     from rerank_align.scoring.reranker import Reranker
 
-    rr = Reranker(model, tokenizer, contract, device=device, batch_size=8)
+    rr = Reranker(model, tokenizer, contract, device=device, batch_size=8, autocast_dtype="float32")
     return rr.score_pairs(queries, docs).astype("float64")
 
 

@@ -161,11 +161,13 @@ def write_list_records(records: list[dict], path: str) -> None:
 def load_list_training_records(recipe: Any) -> list[dict]:
     """List records for a listwise recipe: ``data.train_file`` (list JSONL), or built from ``data.beir`` +
     ``data.run`` with qrels grades (top ``data.depth`` candidates; ties by the teacher files when given)."""
-    from rerank_align.data import load_beir, read_list_records, read_run
+    from rerank_align.data import load_beir, read_run
 
     d = recipe.data
     if d.train_file:
-        records = read_list_records(d.train_file)
+        from rerank_align.data.formats import read_records
+
+        records = read_records(d.train_file, "list", d.format, split=d.split, config=d.dataset_config)
     else:
         teacher = None
         if d.teacher_files:

@@ -5,6 +5,9 @@ Builders:
 - :func:`preferences_from_samples`: chosen = the teacher's order (a list record's ``ranking``), rejected = of ``k``
   permutations sampled from the current listwise model, the one farthest from the teacher's order by nDCG
   (gains from the graded ``labels`` when the record has them, else from the teacher's positions).
+- :func:`preferences_from_student_samples`: chosen = the teacher's order, rejected = the model's own sample as it
+  is (even when it equals the chosen order): ADPA's released pipeline puts the student's generations in its
+  "rejected" column and applies the teacher's advantage to them.
 - :func:`preferences_from_qrels`: chosen = the graded-qrels order, rejected = the first-stage order (what the
   reranker is asked to improve), or the reversed ideal order when the first stage is already ideal.
 - :func:`pointwise_preferences`: for one query, chosen / rejected are single passages (a relevant and a less
@@ -109,6 +112,20 @@ def preferences_from_samples(
         else:
             rejected = _fallback_rejected(chosen)
         out.append(_pref(rec, chosen, list(rejected)))
+    return out
+
+
+def preferences_from_student_samples(
+    records: Sequence[dict], samples: Sequence[Sequence[list[int]]]
+) -> list[dict]:
+    """chosen = each record's ``ranking``; rejected = its first sample, unchanged. The "rejected" answer here is not
+    a worse answer but the student's own generation, on which ADPA applies the teacher's advantage (the released
+    code's ``rejected`` column holds the SFT / DCKD student's samples); it may equal the chosen order."""
+    out = []
+    for rec, perms in zip(records, samples):
+        if not perms:
+            raise ValueError("preferences_from_student_samples: a record has no sample")
+        out.append(_pref(rec, list(rec["ranking"]), list(perms[0])))
     return out
 
 

@@ -109,13 +109,13 @@ def margin_mse(scores, mask, labels, teacher):
     return _mean(out)
 
 
-def kl_distill(scores, mask, teacher, temperature=1.0):
+def kl_distill(scores, mask, teacher, temperature=1.0, hinton_t2=False):
     out = []
     for s, t in _rows(mask, scores, teacher):
         ps = _softmax([x / temperature for x in s])
         pt = _softmax([x / temperature for x in t])
         out.append(sum(a * (math.log(a) - math.log(b)) for a, b in zip(pt, ps)))
-    return _mean(out)
+    return _mean(out) * (temperature**2 if hinton_t2 else 1.0)
 
 
 def listnet_distill(scores, mask, teacher, temperature=1.0):
@@ -209,7 +209,17 @@ def plistmle(scores, mask, labels):
     return _mean(out)
 
 
-def lambdaloss(scores, mask, labels, weighing_scheme="ndcgLoss2PP", k=0, sigma=1.0, mu=10.0, eps=1e-10):
+def lambdaloss(
+    scores,
+    mask,
+    labels,
+    weighing_scheme="ndcgLoss2PP",
+    k=0,
+    sigma=1.0,
+    mu=10.0,
+    eps=1e-10,
+    ndcgloss1_pairs="all",
+):
     out = []
     for s, y in _rows(mask, scores, labels):
         n = len(s)
@@ -225,12 +235,13 @@ def lambdaloss(scores, mask, labels, weighing_scheme="ndcgLoss2PP", k=0, sigma=1
         total = 0.0
         for i in range(n):
             for j in range(n):
-                if not ys[i] > ys[j]:
+                every_pair = weighing_scheme == "ndcgLoss1" and ndcgloss1_pairs == "all"
+                if not every_pair and not ys[i] > ys[j]:
                     continue
                 if k > 0 and (i >= topk or j >= topk):
                     continue
                 d = abs(i - j)
-                delta = abs(1 / math.log2(1 + d) - 1 / math.log2(2 + d))
+                delta = abs(1 / math.log2(1 + d) - 1 / math.log2(2 + d)) if d > 0 else 0.0
                 lam = abs(1 / D[i] - 1 / D[j]) * abs(G[i] - G[j])
                 w = {
                     "none": 1.0,
@@ -279,7 +290,7 @@ def _cumsum(xs):
     return out
 
 
-def irpo(policy, ref, relevance, mask, beta=0.1):
+def irpo(policy, ref, relevance, mask, beta=0.1, item_mean="all"):
     out = []
     for pol, rf, rel in _rows(mask, policy, ref, relevance):
         n = len(pol)
@@ -294,7 +305,7 @@ def irpo(policy, ref, relevance, mask, beta=0.1):
             xs = [beta * (r[j] - r[i]) for j in range(n) if j != i]
             terms.append(w * _softplus(_lse(xs) - math.log(len(xs))))
         if terms:
-            out.append(_mean(terms))
+            out.append(_mean(terms) if item_mean == "relevant" else sum(terms) / n)
     return _mean(out)
 
 

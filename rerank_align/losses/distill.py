@@ -50,11 +50,23 @@ def margin_mse(scores: Tensor, mask: Tensor, labels: Tensor, teacher_scores: Ten
     return mean_over(per_query, n > 0)
 
 
-def kl_distill(scores: Tensor, mask: Tensor, teacher_scores: Tensor, *, temperature: float = 1.0) -> Tensor:
+def kl_distill(
+    scores: Tensor,
+    mask: Tensor,
+    teacher_scores: Tensor,
+    *,
+    temperature: float = 1.0,
+    hinton_t2: bool = False,
+) -> Tensor:
     """KL distillation against the teacher's group softmax (Hinton et al. 2015, arXiv 1503.02531, listwise)::
 
         p_t = softmax(t / τ),  p_s = softmax(s / τ)   over the real candidates of the query
-        L_q = KL(p_t || p_s) = Σ_i p_t,i (log p_t,i - log p_s,i);   L = mean over queries
+        L_q = c · KL(p_t || p_s) = c · Σ_i p_t,i (log p_t,i - log p_s,i);   L = mean over queries
+
+    ``c = 1`` by default; ``hinton_t2=True`` sets ``c = τ²`` (Hinton et al.: the soft-target gradients scale as
+    1/τ², so multiplying by τ² keeps their size when τ changes and when the loss is mixed with a hard-label term).
+    The default stays 1 because here the loss is used alone, where τ² only rescales the learning rate; at τ = 1 the
+    two agree.
 
     Same gradient as :func:`listnet_distill`; the value differs by the teacher entropy (0 at a perfect student).
 
@@ -69,7 +81,8 @@ def kl_distill(scores: Tensor, mask: Tensor, teacher_scores: Tensor, *, temperat
     log_ps = masked_log_softmax(clean(scores, mask) / temperature, mask)
     log_pt = masked_log_softmax(clean(teacher_scores, mask) / temperature, mask)
     per = torch.where(mask, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(log_ps))
-    return mean_over(per.sum(dim=1), mask.any(dim=1))
+    scale = temperature**2 if hinton_t2 else 1.0
+    return scale * mean_over(per.sum(dim=1), mask.any(dim=1))
 
 
 def listnet_distill(

@@ -150,14 +150,21 @@ def lambdaloss(
     sigma: float = 1.0,
     mu: float = 10.0,
     eps: float = 1e-10,
+    ndcgloss1_pairs: Literal["all", "better"] = "all",
 ) -> Tensor:
     """LambdaLoss (Wang et al. 2018, "The LambdaLoss Framework for Ranking Metric Optimization", CIKM), in the
     formulation of allRank (Pobrotyn et al. 2020, arXiv 2002.08604).
 
     Candidates are sorted by the current scores (positions i = 1..n_q); with gains ``G_i = (2^{y_i} - 1) / maxDCG``
-    (maxDCG over the ideal order, cut at k) and discounts ``D_i = log2(1 + i)``, over the pairs with ``y_i > y_j``::
+    (maxDCG over the ideal order, cut at k) and discounts ``D_i = log2(1 + i)``, over a set of pairs P::
 
-        L_q = -Σ_{y_i > y_j} log2( σ(σ_s (s_i - s_j)) ^ w_ij );   L = mean over queries
+        L_q = -Σ_{(i, j) ∈ P} log2( σ(σ_s (s_i - s_j)) ^ w_ij );   L = mean over queries (allRank: sum)
+
+    P is every pair with ``y_i > y_j``, except for ``ndcgLoss1``: allRank keeps there *every* pair of real items,
+    j = i and ``y_i <= y_j`` included (the paper's NDCG-Loss1 is ``-Σ_i Σ_j log2 σ(s_i - s_j)^{G_i/D_i}``, j over
+    all items), which is the default ``ndcgloss1_pairs="all"``; ``"better"`` restricts ndcgLoss1 to ``y_i > y_j``
+    like the other schemes. Example, scores [2, 1, 0] and labels [0, 2, 1]: 2.5657 ("all", = allRank) vs 1.6458
+    ("better"). Per query the value is allRank's ``reduction="sum"``; queries are averaged.
 
     weighing schemes ``w_ij``:
 
@@ -198,7 +205,11 @@ def lambdaloss(
     max_dcg = (gain_ideal[:, :topk] / D[:, :topk]).sum(dim=1).clamp(min=eps)
     G = torch.where(m_sorted, (torch.pow(2.0, y_sorted) - 1) / max_dcg[:, None], torch.zeros_like(y_sorted))
 
-    pair = m_sorted[:, :, None] & m_sorted[:, None, :] & (y_sorted[:, :, None] > y_sorted[:, None, :])
+    if ndcgloss1_pairs not in ("all", "better"):
+        raise ValueError(f"ndcgloss1_pairs must be 'all' or 'better', got {ndcgloss1_pairs!r}")
+    pair = m_sorted[:, :, None] & m_sorted[:, None, :]
+    if not (weighing_scheme == "ndcgLoss1" and ndcgloss1_pairs == "all"):
+        pair = pair & (y_sorted[:, :, None] > y_sorted[:, None, :])
     if k > 0:
         in_top = pos[None, :] <= topk
         pair = pair & in_top[:, :, None] & in_top[:, None, :]

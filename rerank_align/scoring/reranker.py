@@ -12,6 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from rerank_align.precision import autocast_dtype as precision_autocast_dtype
+from rerank_align.precision import native_bf16
+from rerank_align.precision import resolve as resolve_precision
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.encode import Doc, pair_encoder
 from rerank_align.scoring.forward import score_forward, unwrap
@@ -59,17 +62,8 @@ def fp32_heads(model: Any) -> Iterator[None]:
 
 
 def bf16_autocast_supported(device: str) -> bool:
-    """Whether bf16 autocast is fast here: a CUDA device with bf16, or a CPU with AVX512-BF16 / AMX (without
-    them oneDNN emulates bf16 and autocast is slower than float32)."""
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if device == "cpu":
-        cpu = torch.cpu
-        return any(
-            getattr(cpu, name, lambda: False)()
-            for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-        )
-    return False
+    """Whether bf16 autocast is fast here (see :func:`rerank_align.precision.native_bf16`)."""
+    return native_bf16(device)
 
 
 def weights_fingerprint(path: str | os.PathLike) -> str:
@@ -102,15 +96,17 @@ class Reranker:
         device: str | None = None,
         path: str | None = None,
         fingerprint: str | None = None,
-        autocast_dtype: torch.dtype | str | None = None,
+        autocast_dtype: torch.dtype | str | None = "auto",
         live: bool = False,
         reuse_prefix: bool = False,
     ) -> None:
         """``live=True`` wraps a model that is being trained: it is neither moved nor switched to eval mode
         (the caller chooses the mode; 4-bit models on CPU must not run an eval-mode forward mid-training).
 
-        ``autocast_dtype``: run the backbone under ``torch.autocast`` in this dtype (heads stay float32);
-        ``"auto"`` picks bfloat16 where :func:`bf16_autocast_supported`, else none.
+        ``autocast_dtype``: run the backbone under ``torch.autocast`` in this dtype (heads stay float32); the
+        default ``"auto"`` is the project's precision policy (bfloat16 where the hardware runs it natively, else
+        float32: :mod:`rerank_align.precision`); a precision name (``"float32"``, ``"bfloat16"``, ``"float16"``),
+        a ``torch.dtype`` or ``None`` (float32) choose explicitly.
 
         ``reuse_prefix=True`` (causal text models): each query's shared prompt prefix runs once and its KV cache
         serves all of that query's documents (scoring/prefix.py); scores equal the plain path's to float
@@ -127,9 +123,7 @@ class Reranker:
             self.model.eval()
         self.batch_size = batch_size
         self.path = path
-        if autocast_dtype == "auto":  # bf16 where the hardware runs it natively, else float32
-            autocast_dtype = torch.bfloat16 if bf16_autocast_supported(self.device.split(":")[0]) else None
-        self.autocast_dtype = autocast_dtype
+        self.autocast_dtype = self._resolve_autocast(autocast_dtype)
         self.reuse_prefix = reuse_prefix
         self.fingerprint = fingerprint or contract.sha256
         self.name = Path(path).name if path else contract.base_model
@@ -140,6 +134,22 @@ class Reranker:
             self.listwise = ListwiseRanker(
                 self.model, tokenizer, contract, device=self.device, batch_size=batch_size
             )
+
+    def _resolve_autocast(self, value: torch.dtype | str | None) -> torch.dtype | None:
+        if value is None or isinstance(value, torch.dtype):
+            return None if value == torch.float32 else value
+        resolved = resolve_precision(value, self.device)
+        return precision_autocast_dtype(resolved)
+
+    @property
+    def precision(self) -> str:
+        """The precision scoring runs in: ``float32``, ``bfloat16`` or ``float16``."""
+        return "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")
+
+    def set_precision(self, value: torch.dtype | str | None) -> str:
+        """Change the scoring precision (``auto`` or a name, as in the constructor); returns the resolved one."""
+        self.autocast_dtype = self._resolve_autocast(value)
+        return self.precision
 
     # -- construction ------------------------------------------------------------------------------------------
     @classmethod
@@ -152,6 +162,7 @@ class Reranker:
         dtype: str | None = None,
         allow_pickle: bool = False,
         trust_remote_code: bool = False,
+        autocast_dtype: torch.dtype | str | None = "auto",
     ) -> Reranker:
         """Load a folder saved by rerank_align (full model or LoRA adapter) with its reranker.json.
 
@@ -193,6 +204,7 @@ class Reranker:
             batch_size=batch_size,
             path=str(path),
             fingerprint=weights_fingerprint(path),
+            autocast_dtype=autocast_dtype,
         )
 
     @classmethod
@@ -206,6 +218,7 @@ class Reranker:
         dtype: str | None = None,
         revision: str | None = None,
         seed: int = 0,
+        autocast_dtype: torch.dtype | str | None = "auto",
         **contract_fields: Any,
     ) -> Reranker:
         """Score with an untrained base model, zero-shot, under a contract built from ``contract_fields``.
@@ -227,7 +240,16 @@ class Reranker:
         torch.manual_seed(seed)
         model = load_model(name_or_path, contract, revision=revision, dtype=dtype)
         fp = hashlib.sha256((contract.sha256 + f"base-seed{seed}").encode()).hexdigest()
-        rr = cls(model, tokenizer, contract, device=device, batch_size=batch_size, path=None, fingerprint=fp)
+        rr = cls(
+            model,
+            tokenizer,
+            contract,
+            device=device,
+            batch_size=batch_size,
+            path=None,
+            fingerprint=fp,
+            autocast_dtype=autocast_dtype,
+        )
         rr.name = f"{Path(name_or_path).name} (untrained)"
         return rr
 

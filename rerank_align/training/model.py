@@ -67,7 +67,9 @@ def build_model(recipe: Recipe, contract: ScoringContract) -> Any:
         from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
         if qconf is not None:
-            gc = bool(recipe.training.get("gradient_checkpointing", False))
+            from rerank_align.config.load import activation_checkpointing
+
+            gc = activation_checkpointing(recipe.training)
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc)
         p = recipe.peft
         task = TaskType.SEQ_CLS if contract.kind == "head" else TaskType.CAUSAL_LM

@@ -34,11 +34,10 @@ from rerank_align.listwise.format import render_identifier
 from rerank_align.listwise.preference import gains_of, ndcg
 from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.losses.preference import (
-    adpa_advantage_term,
+    adpa_loss,
     dckd_loss,
     irpo_loss,
     plackett_luce_dpo,
-    token_nll,
 )
 from rerank_align.losses.token_weights import token_logps
 from rerank_align.training.common import RerankTrainerMixin
@@ -240,11 +239,13 @@ class ListPreferenceTrainer(ListwiseDPOTrainer):
         objective: str,
         examples: list[dict],
         pad_id: int,
+        loss_args: dict[str, Any] | None = None,
         **kw: Any,
     ) -> None:
         if objective not in ("irpo", "pl_dpo"):
             raise ValueError(f"objective must be 'irpo' or 'pl_dpo', got {objective!r}")
         self.objective = objective
+        self.loss_args = dict(loss_args or {})  # IRPO: item_mean
         self.item_collator = ItemCollator(examples, pad_id)
         self._ref_store: dict[int, torch.Tensor] = {}
         super().__init__(*a, data_collator=self.item_collator, **kw)
@@ -291,7 +292,7 @@ class ListPreferenceTrainer(ListwiseDPOTrainer):
             ref = self._reference_logps(inputs, model).to(policy)
         mask = inputs["item_mask"]
         if self.objective == "irpo":
-            loss = irpo_loss(policy, ref, inputs["target"], mask, beta=self.beta)
+            loss = irpo_loss(policy, ref, inputs["target"], mask, beta=self.beta, **self.loss_args)
         else:
             ranking = torch.where(mask, inputs["target"].long(), torch.full_like(mask, -1, dtype=torch.long))
             loss = plackett_luce_dpo(policy, ref, ranking, beta=self.beta)
@@ -437,10 +438,11 @@ def teacher_topk(
 class DistillPreferenceTrainer(ListwiseDPOTrainer):
     """ADPA / DCKD (arXiv 2502.17927) on preference records, teachers' top-k log-probs on or off line.
 
-    - ADPA: ``L = λ_sft · NLL(y_w) − λ_adpa · ½ (Adv(y_w) + Adv(y_l))`` with ``Adv`` the expected teacher advantage
-      ``Σ_{a ∈ top-k} π_θ(a|s_t)(log π_dpoT − log π_refT)(a|s_t)`` (:func:`~rerank_align.losses.
-      adpa_advantage_term`) on the chosen and the rejected answer.
-    - DCKD: :func:`~rerank_align.losses.dckd_loss` (NLL on y_w + forward KL to the aligned teacher on y_w and y_l).
+    - ADPA: :func:`~rerank_align.losses.adpa_loss` — by default the released semantics ``λ_sft · NLL(y_w) −
+      λ_adpa · Adv(y_l)``, the advantage on the "rejected" answer, which must then be the student's own sample
+      (``method.preference_source: student``); ``method.loss_args.advantage_on`` chooses other sequences.
+    - DCKD: :func:`~rerank_align.losses.dckd_loss` (NLL on y_w + forward KL to the aligned teacher on y_w and y_l,
+      remaining-mass bin by default).
 
     The student's own reference is not needed: TRL's reference copy is never loaded (``precompute_ref_log_probs``
     is switched on and its precompute replaced by the teachers' one).
@@ -523,15 +525,23 @@ class DistillPreferenceTrainer(ListwiseDPOTrainer):
         t = self._teacher_batch(inputs, logits.device)
         b = ids.shape[0] // 2
         c, r = slice(0, b), slice(b, 2 * b)
+        parts: dict[str, torch.Tensor] = {}
         if self.objective == "adpa":
-            la = {"lambda_sft": 1.0, "lambda_adpa": 1.0, **self.loss_args}
-            nll = token_nll(logits[c], labels[c], cmask[c])
-            adv = 0.5 * (
-                adpa_advantage_term(logits[c], cmask[c], t["ids"][c], t["logps"][c], t["ref_logps"][c])
-                + adpa_advantage_term(logits[r], cmask[r], t["ids"][r], t["logps"][r], t["ref_logps"][r])
+            loss = adpa_loss(
+                logits[c],
+                labels[c],
+                cmask[c],
+                logits[r],
+                cmask[r],
+                t["ids"][r],
+                t["logps"][r],
+                t["ref_logps"][r],
+                t["ids"][c],
+                t["logps"][c],
+                t["ref_logps"][c],
+                **self.loss_args,
+                parts=parts,
             )
-            loss = la["lambda_sft"] * nll - la["lambda_adpa"] * adv
-            parts = {"nll": nll, "advantage": adv}
         else:
             loss = dckd_loss(
                 logits[c],
@@ -544,8 +554,8 @@ class DistillPreferenceTrainer(ListwiseDPOTrainer):
                 t["ids"][r],
                 t["logps"][r],
                 **self.loss_args,
+                parts=parts,
             )
-            parts = {}
         mode = "train" if model.training else "eval"
         for k, v in parts.items():
             self._metrics[mode][k].append(float(v.detach()))
@@ -556,8 +566,10 @@ class DistillPreferenceTrainer(ListwiseDPOTrainer):
 # building from a recipe
 
 
-def _policy_samples(model: Any, builder: ListPromptBuilder, records: Sequence[dict], mc: Any) -> list:
-    """``mc.num_samples`` permutations per record sampled from the current listwise policy."""
+def _policy_samples(
+    model: Any, builder: ListPromptBuilder, records: Sequence[dict], mc: Any, k: int | None = None
+) -> list:
+    """``k`` (default ``mc.num_samples``) permutations per record sampled from the current listwise policy."""
     from rerank_align.listwise.inference import ListwiseRanker
     from rerank_align.listwise.preference import sample_permutations
 
@@ -566,7 +578,7 @@ def _policy_samples(model: Any, builder: ListPromptBuilder, records: Sequence[di
         ranker,
         [r["query"] for r in records],
         [r["docs"] for r in records],
-        k=mc.num_samples,
+        k=mc.num_samples if k is None else k,
         temperature=mc.sample_temperature,
     )
 
@@ -575,11 +587,13 @@ def preference_records(
     recipe: Any, records: list[dict], builder: ListPromptBuilder, model: Any
 ) -> list[dict]:
     """Preference records as given (``data.train_file``), or built from list records: from the graded qrels, or,
-    with ``method.preference_source: samples``, against the farthest of permutations sampled from ``model``."""
+    with ``method.preference_source: samples``, against the farthest of permutations sampled from ``model``, or,
+    with ``student``, against one permutation sampled from ``model`` as it is (ADPA's released semantics)."""
     from rerank_align.listwise.preference import (
         pointwise_preferences,
         preferences_from_qrels,
         preferences_from_samples,
+        preferences_from_student_samples,
     )
 
     if not records or "chosen" in records[0]:
@@ -589,6 +603,8 @@ def preference_records(
         return preferences_from_qrels(records)
     if mc.preference_source == "pointwise":
         return pointwise_preferences(records, pairs_per_query=mc.num_samples, seed=recipe.seed)
+    if mc.preference_source == "student":
+        return preferences_from_student_samples(records, _policy_samples(model, builder, records, mc, k=1))
     samples = _policy_samples(model, builder, records, mc)
     return preferences_from_samples(records, samples)
 
@@ -635,6 +651,7 @@ def build_preference_trainer(recipe, model, tokenizer, contract, records, args, 
             objective=name,
             examples=examples,
             pad_id=pad_id,
+            loss_args=mc.loss_args if name == "irpo" else None,
         )
         if name == "irpo" and mc.irpo_rounds > 1:
             trainer.add_callback(RegenerateCallback(trainer, records, builder, mc.irpo_rounds))

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from rerank_align.config.recipe import EvalConfig
 from rerank_align.data import load_beir
@@ -81,7 +82,11 @@ def make_ranking_eval(
     *,
     keep_train_mode: bool = False,
     batch_size: int = 64,
+    precision: str = "auto",
 ) -> Callable[[Any], dict[str, float]]:
+    """A callable that reranks ``cfg``'s dev run with the model being trained and returns its metric.
+
+    ``precision``: the training run's resolved precision, so the dev metric is measured as the model trains."""
     run_path = cfg.run
     if (Path(cfg.beir) / "mrb.json").is_file():  # an MRB task folder (docs/mrb.md): images on either side
         from rerank_align.evaluation.mrb import as_collection
@@ -94,10 +99,23 @@ def make_ranking_eval(
     qids = sorted(q for q in collection.qrels if q in run)[: cfg.max_queries]
 
     def evaluate_model(model: Any) -> dict[str, float]:
-        rr = Reranker(model, tokenizer, contract, batch_size=batch_size, live=True)
+        rr = Reranker(model, tokenizer, contract, batch_size=batch_size, live=True, autocast_dtype=precision)
         with scoring_mode(model, keep_train_mode=keep_train_mode):
             return rerank_and_measure(
                 rr, collection, run, qids, depth=cfg.depth, metrics=[cfg.metric], rel=cfg.rel
             )
 
     return evaluate_model
+
+
+class LogAtTrainBegin(TrainerCallback):
+    """Log metrics measured before training (``eval.at_start``) at step 0, after the trackers have opened their
+    writers (this callback is added after the reporting callbacks, so it runs after their ``on_train_begin``)."""
+
+    def __init__(self, trainer: Any, metrics: dict[str, float]) -> None:
+        self.trainer, self.metrics = trainer, metrics
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.metrics:
+            self.trainer.log(dict(self.metrics))
+            self.metrics = {}

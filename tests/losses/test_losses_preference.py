@@ -72,17 +72,25 @@ def irpo_batch(seed, B=3, K=5, distinct=False):
 @given(a=st.floats(-5, 5), b=st.floats(-5, 5), c=st.floats(-5, 5), d=st.floats(-5, 5))
 def test_irpo_equals_dpo_for_one_relevant_and_one_other(beta, a, b, c, d):
     t = lambda *v: torch.tensor([v], dtype=F64)  # noqa: E731
-    irpo = irpo_loss(t(a, b), t(c, d), t(1.0, 0.0), torch.ones(1, 2, dtype=torch.bool), beta=beta)
+    m = torch.ones(1, 2, dtype=torch.bool)
+    irpo = irpo_loss(t(a, b), t(c, d), t(1.0, 0.0), m, beta=beta, item_mean="relevant")
     dpo = dpo_sigmoid(t(a)[0], t(b)[0], t(c)[0], t(d)[0], beta=beta)
     torch.testing.assert_close(irpo, dpo)
+    # the released averaging divides by all K = 2 items
+    torch.testing.assert_close(irpo_loss(t(a, b), t(c, d), t(1.0, 0.0), m, beta=beta), dpo / 2)
 
 
 @SETTINGS
-@given(seed=st.integers(0, 10_000), beta=st.sampled_from([0.1, 1.0]))
-def test_irpo_matches_reference(seed, beta):
+@given(
+    seed=st.integers(0, 10_000),
+    beta=st.sampled_from([0.1, 1.0]),
+    item_mean=st.sampled_from(["all", "relevant"]),
+)
+def test_irpo_matches_reference(seed, beta, item_mean):
     pol, rf, rel, mask = irpo_batch(seed)
-    got = float(irpo_loss(pol, rf, rel, mask, beta=beta))
-    assert got == pytest.approx(ref.irpo(pol, rf, rel, mask, beta=beta), rel=1e-9, abs=1e-12)
+    got = float(irpo_loss(pol, rf, rel, mask, beta=beta, item_mean=item_mean))
+    want = ref.irpo(pol, rf, rel, mask, beta=beta, item_mean=item_mean)
+    assert got == pytest.approx(want, rel=1e-9, abs=1e-12)
 
 
 def test_irpo_hand():
@@ -94,7 +102,9 @@ def test_irpo_hand():
     lme = lambda xs: math.log(sum(math.exp(x) for x in xs) / len(xs))  # noqa: E731
     t0 = 3 / math.log2(2) * sp(lme([1.0, 2.0]))
     t1 = 1 / math.log2(3) * sp(lme([-1.0, 1.0]))
-    assert float(irpo_loss(r, torch.zeros_like(r), rel, m, beta=1.0)) == pytest.approx((t0 + t1) / 2)
+    got = float(irpo_loss(r, torch.zeros_like(r), rel, m, beta=1.0, item_mean="relevant"))
+    assert got == pytest.approx((t0 + t1) / 2)
+    assert float(irpo_loss(r, torch.zeros_like(r), rel, m, beta=1.0)) == pytest.approx((t0 + t1) / 3)
 
 
 def test_irpo_padding_permutation_gradcheck():
@@ -186,30 +196,40 @@ def token_batch(seed, B=2, T=4, V=6, k=3):
 
 
 def test_adpa_loop_reference_and_gradcheck():
-    logits, labels, mask, ids, dpo_lp, ref_lp, *_ = token_batch(0)
-    got = float(adpa_loss(logits, labels, mask, ids, dpo_lp, ref_lp, lambda_sft=0.7, lambda_adpa=2.0))
-    nll, adv, n = 0.0, 0.0, 0
+    """Default: NLL on the chosen answer, advantage on the rejected (= the student's own sample)."""
+    logits, labels, mask, *_ = token_batch(0)
+    r_logits, _, r_mask, ids, dpo_lp, ref_lp, *_ = token_batch(5)
+    got = float(
+        adpa_loss(
+            logits, labels, mask, r_logits, r_mask, ids, dpo_lp, ref_lp, lambda_sft=0.7, lambda_adpa=2.0
+        )
+    )
+    nll, n = 0.0, 0
     for b in range(logits.shape[0]):
         for t in range(logits.shape[1]):
-            if not mask[b, t]:
-                continue
-            p = torch.softmax(logits[b, t], -1)
-            nll -= math.log(float(p[labels[b, t]]))
-            adv += sum(
-                float(p[ids[b, t, j]]) * float(dpo_lp[b, t, j] - ref_lp[b, t, j])
-                for j in range(ids.shape[-1])
-            )
-            n += 1
-    assert got == pytest.approx(0.7 * nll / n - 2.0 * adv / n, rel=1e-9)
-    f = lambda x: adpa_loss(x, labels, mask, ids, dpo_lp, ref_lp)  # noqa: E731
-    assert torch.autograd.gradcheck(f, (logits.clone().requires_grad_(),))
+            if mask[b, t]:
+                nll -= math.log(float(torch.softmax(logits[b, t], -1)[labels[b, t]]))
+                n += 1
+    adv, m = 0.0, 0
+    for b in range(r_logits.shape[0]):
+        for t in range(r_logits.shape[1]):
+            if r_mask[b, t]:
+                p = torch.softmax(r_logits[b, t], -1)
+                adv += sum(
+                    float(p[ids[b, t, j]]) * float(dpo_lp[b, t, j] - ref_lp[b, t, j])
+                    for j in range(ids.shape[-1])
+                )
+                m += 1
+    assert got == pytest.approx(0.7 * nll / n - 2.0 * adv / m, rel=1e-9)
+    f = lambda x, y: adpa_loss(x, labels, mask, y, r_mask, ids, dpo_lp, ref_lp)  # noqa: E731
+    assert torch.autograd.gradcheck(f, (logits.clone().requires_grad_(), r_logits.clone().requires_grad_()))
 
 
 def test_adpa_full_support_equals_the_full_vocabulary_formula():
     logits, labels, mask, _, _, _, t_lp, r_lp = token_batch(1)
     V = logits.shape[-1]
     ids = torch.arange(V).expand(*logits.shape[:2], V)
-    got = adpa_loss(logits, labels, mask, ids, t_lp, r_lp, lambda_sft=0.0)
+    got = adpa_loss(logits, labels, mask, logits, mask, ids, t_lp, r_lp, lambda_sft=0.0)
     full = (torch.softmax(logits, -1) * (t_lp - r_lp)).sum(-1)
     torch.testing.assert_close(got, -full[mask].mean())
 
@@ -236,7 +256,7 @@ def test_dckd_full_support_is_exact_forward_kl_and_gradcheck():
 
 def test_forward_kl_topk_renormalises_the_teacher():
     logits, _, mask, ids, dpo_lp, *_ = token_batch(4)
-    got = float(forward_kl_topk(logits, mask, ids, dpo_lp, renormalize=True))
+    got = float(forward_kl_topk(logits, mask, ids, dpo_lp, tail="renormalize"))
     lps = torch.log_softmax(logits, -1)
     total, n = 0.0, 0
     for b in range(2):
@@ -249,4 +269,7 @@ def test_forward_kl_topk_renormalises_the_teacher():
     assert got == pytest.approx(total / n, rel=1e-9)
     # padded tokens (even nan logits) change nothing
     bad = torch.where(mask[..., None], logits, torch.full_like(logits, float("nan")))
-    assert float(forward_kl_topk(bad, mask, ids, dpo_lp)) == pytest.approx(got)
+    assert float(forward_kl_topk(bad, mask, ids, dpo_lp, tail="renormalize")) == pytest.approx(got)
+    assert float(forward_kl_topk(bad, mask, ids, dpo_lp)) == pytest.approx(
+        float(forward_kl_topk(logits, mask, ids, dpo_lp))
+    )

@@ -113,7 +113,7 @@ SPECS = {
     "kl": (
         lambda b, **a: ref.kl_distill(b["scores"], b["mask"], b["teacher_scores"], **a),
         "graded",
-        [{}, {"temperature": 3.0}],
+        [{}, {"temperature": 3.0}, {"temperature": 3.0, "hinton_t2": True}],
         True,
     ),
     "listnet_distill": (
@@ -155,6 +155,8 @@ SPECS = {
             {},
             {"weighing_scheme": "none"},
             {"weighing_scheme": "ndcgLoss1"},
+            {"weighing_scheme": "ndcgLoss1", "ndcgloss1_pairs": "better"},
+            {"weighing_scheme": "ndcgLoss1", "k": 2},
             {"weighing_scheme": "ndcgLoss2"},
             {"weighing_scheme": "lambdaRank"},
             {"weighing_scheme": "ndcgLoss2PP", "k": 3, "mu": 5.0, "sigma": 0.5},

@@ -17,7 +17,7 @@ def _args(tmp_path, name, **kw):
         output_dir=str(tmp_path / name),
         per_device_train_batch_size=1,
         max_steps=1,
-        learning_rate=0.5,
+        learning_rate=kw.pop("learning_rate", 0.5),
         optim="sgd",
         lr_scheduler_type="constant",
         max_grad_norm=0.0,
@@ -37,7 +37,7 @@ def _params(model):
     return {k: v.detach().clone() for k, v in model.named_parameters()}
 
 
-def _irpo_step(path, tok, tmp_path, prompt, a, b, relevance):
+def _irpo_step(path, tok, tmp_path, prompt, a, b, relevance, **loss_args):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
@@ -45,12 +45,13 @@ def _irpo_step(path, tok, tmp_path, prompt, a, b, relevance):
     ex = {"prompt": prompt, "completions": [a, b], "items": [[0] * len(a), [1] * len(b)], "target": relevance}
     tr = ListPreferenceTrainer(
         model=model,
-        args=_args(tmp_path, f"irpo{relevance}"),
+        args=_args(tmp_path, f"irpo{relevance}{loss_args}"),
         processing_class=tok,
         train_dataset=Dataset.from_list([{"idx": 0}]),
         objective="irpo",
         examples=[ex],
         pad_id=tok.pad_token_id,
+        loss_args=loss_args,
     )
     tr.train()
     return _params(model)
@@ -58,9 +59,10 @@ def _irpo_step(path, tok, tmp_path, prompt, a, b, relevance):
 
 def test_one_irpo_step_with_one_relevant_and_one_other_item_is_one_dpo_step(tiny_causal, tmp_path):
     """IRPO's per-item r = mean-token log-ratio; with one relevant item (rel 1, weight 1) and one other item its loss
-    is softplus(β(r_l − r_w)) = DPO's sigmoid loss on the two answers' mean-token log-ratios (TRL's
-    ``sigmoid_norm``; plain ``sigmoid`` when both answers are one token). Same start, same data, one SGD step:
-    the parameters after it must agree."""
+    averaged over the relevant items is softplus(β(r_l − r_w)) = DPO's sigmoid loss on the two answers' mean-token
+    log-ratios (TRL's ``sigmoid_norm``; plain ``sigmoid`` when both answers are one token). Same start, same data,
+    one SGD step: the parameters after it must agree. The default (released) averaging over all K = 2 items halves
+    the loss: its SGD step is DPO's at half the learning rate."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -71,23 +73,30 @@ def test_one_irpo_step_with_one_relevant_and_one_other_item_is_one_dpo_step(tiny
     assert len(a) != len(b)
     start = _params(AutoModelForCausalLM.from_pretrained(tiny_causal))
 
-    irpo = _irpo_step(tiny_causal, tok, tmp_path, prompt, a, b, [1.0, 0.0])
+    irpo = _irpo_step(tiny_causal, tok, tmp_path, prompt, a, b, [1.0, 0.0], item_mean="relevant")
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_causal)
-    dpo = ListwiseDPOTrainer(
-        model=model,
-        args=_args(tmp_path, "dpo", loss_type=["sigmoid_norm"]),
-        processing_class=tok,
-        train_dataset=Dataset.from_list([{"prompt_ids": prompt, "chosen_ids": a, "rejected_ids": b}]),
-    )
-    dpo.train()
-    after = _params(model)
+    def dpo_step(lr):
+        model = AutoModelForCausalLM.from_pretrained(tiny_causal)
+        dpo = ListwiseDPOTrainer(
+            model=model,
+            args=_args(tmp_path, f"dpo{lr}", loss_type=["sigmoid_norm"], learning_rate=lr),
+            processing_class=tok,
+            train_dataset=Dataset.from_list([{"prompt_ids": prompt, "chosen_ids": a, "rejected_ids": b}]),
+        )
+        dpo.train()
+        return _params(model)
+
+    after = dpo_step(0.5)
     moved = max(float((after[k] - start[k]).abs().max()) for k in start)
     assert moved > 1e-4  # the step did something
     for k in start:
         torch.testing.assert_close(irpo[k], after[k], atol=1e-6, rtol=1e-5)
+    half = dpo_step(0.25)
+    irpo_all = _irpo_step(tiny_causal, tok, tmp_path, prompt, a, b, [1.0, 0.0])
+    for k in start:
+        torch.testing.assert_close(irpo_all[k], half[k], atol=1e-6, rtol=1e-5)
     # and it can fail: the other item relevant instead gives another step
-    swapped = _irpo_step(tiny_causal, tok, tmp_path, prompt, a, b, [0.0, 1.0])
+    swapped = _irpo_step(tiny_causal, tok, tmp_path, prompt, a, b, [0.0, 1.0], item_mean="relevant")
     assert max(float((swapped[k] - after[k]).abs().max()) for k in start) > 1e-4
 
 
@@ -178,6 +187,68 @@ def test_precomputed_teacher_topk_gives_the_on_the_fly_loss(method, tiny_causal,
         with torch.no_grad():
             losses[pre] = float(trainer.compute_loss(trainer.model, batch))
     assert losses[True] == pytest.approx(losses[False], rel=1e-5, abs=1e-6)
+
+
+def test_the_adpa_trainer_calls_the_tested_loss(tiny_causal, recipe_task, tmp_path, monkeypatch):
+    """No inline formula: the trainer's ADPA loss is :func:`rerank_align.losses.adpa_loss` with the recipe's
+    loss_args, on the answers as the data give them (NLL on chosen, advantage on rejected by default)."""
+    from rerank_align import train
+    from rerank_align.losses import adpa_loss
+    from rerank_align.training import preference_trainer as pt
+
+    calls = []
+
+    def spy(*a, **kw):
+        out = adpa_loss(*a, **kw)
+        calls.append((a, kw, out))
+        return out
+
+    monkeypatch.setattr(pt, "adpa_loss", spy)
+    for extra, on in (([], "rejected"), (["method.loss_args={advantage_on: both, lambda_sft: 0.5}"], "both")):
+        r = _recipe("adpa", tiny_causal, recipe_task, tmp_path / f"adpa-{on}", *extra)
+        trainer = _build(train, r)
+        batch = trainer.data_collator([trainer.train_dataset[0], trainer.train_dataset[1]])
+        with torch.no_grad():
+            loss = trainer.compute_loss(trainer.model, batch)
+        a, kw, out = calls[-1]
+        assert float(loss) == float(out)
+        assert kw.get("advantage_on", "rejected") == on
+        # the first three tensors are the chosen half of the batch, the next two the rejected half
+        b = batch["input_ids"].shape[0] // 2
+        assert a[0].shape[0] == b and a[3].shape[0] == b
+        assert torch.equal(a[1], batch["input_ids"][:b, -a[1].shape[1] :])
+    assert len(calls) == 2
+
+
+def test_preference_loss_args_are_the_losses_keyword_arguments():
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.errors import RecipeError
+
+    base = {
+        "model": {"name_or_path": "m", "kind": "listwise", "architecture": "causal"},
+        "data": {"train_file": "x.jsonl"},
+    }
+    teachers = {"teacher_model": "t", "teacher_ref_model": "r"}
+    ok = [
+        ("irpo", {"item_mean": "relevant"}),
+        ("adpa", {"advantage_on": "both", "released_clamp": True, "lambda_sft": 0.5}),
+        ("dckd", {"tail": "renormalize", "rejected_weight": 0.5}),
+    ]
+    for name, args in ok:
+        r = parse_recipe({**base, "method": {"name": name, **teachers, "loss_args": args}})
+        assert r.method.loss_args == args
+    for name, bad in (("irpo", "beta"), ("adpa", "renormalize"), ("dckd", "parts")):
+        with pytest.raises(RecipeError, match="method.loss_args"):
+            parse_recipe({**base, "method": {"name": name, **teachers, "loss_args": {bad: 1}}})
+
+
+def test_student_preference_source_keeps_the_students_sample_as_rejected():
+    from rerank_align.listwise.preference import preferences_from_student_samples
+
+    rec = {"query": "q", "docs": ["a", "b", "c"], "ranking": [2, 0, 1]}
+    prefs = preferences_from_student_samples([rec, rec], [[[2, 0, 1], [0, 1, 2]], [[1, 0, 2]]])
+    assert [p["rejected"] for p in prefs] == [[2, 0, 1], [1, 0, 2]]  # even when equal to chosen
+    assert all(p["chosen"] == [2, 0, 1] for p in prefs)
 
 
 def _build(train, recipe, records=None):
