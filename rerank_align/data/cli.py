@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--config", help="config (subset) name of a hub dataset, e.g. triplet-hard")
     c.add_argument("input", metavar="IN", help="file, save_to_disk folder or hub dataset id")
     c.add_argument("output", metavar="OUT", help="output JSONL (written atomically)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing OUT file")
     sub.add_parser("formats", help="list the readers and the record kind each yields")
     return p
 
@@ -42,7 +43,9 @@ def main(argv: list[str]) -> int:
         p.print_help()
         return 0
     from rerank_align.data.formats import convert
+    from rerank_align.io import check_output
 
+    check_output(args.output, overwrite=args.overwrite, kind="file", sources=[args.input], where="OUT")
     n, fmt, kind = convert(
         args.input,
         args.output,
