@@ -81,6 +81,6 @@ def test_only_rank_zero_prints_the_summary(rank, printed, monkeypatch, capsys):
     from rerank_align import train
 
     monkeypatch.setenv("RANK", rank)
-    monkeypatch.setattr(train, "run", lambda recipe: {"steps": 2, "marker": "summary-of-the-run"})
+    monkeypatch.setattr(train, "run", lambda recipe, **_: {"steps": 2, "marker": "summary-of-the-run"})
     assert train.main([str(RECIPE)]) == 0
     assert ("summary-of-the-run" in capsys.readouterr().out) is printed
