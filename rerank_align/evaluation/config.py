@@ -424,6 +424,8 @@ def load_suite(path: str | os.PathLike, overrides: list[str] | None = None) -> S
     from rerank_align.config.yaml_io import load_yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise SuiteError("is a folder, not a suite file", where=str(path), hint="give the suite's .yaml file")
     if not path.is_file():
         raise SuiteError("suite file not found", where=str(path))
     try:
