@@ -74,7 +74,7 @@ def _weights_error(e: BaseException) -> bool:
 
 def user_error(e: BaseException) -> bool:
     """A problem with the user's input or machine (exit 2), not a bug in rerank_align (exit 1)."""
-    return isinstance(e, (RerankAlignError, OSError)) or _weights_error(e)
+    return isinstance(e, (RerankAlignError, OSError, UnicodeDecodeError)) or _weights_error(e)
 
 
 def describe(e: BaseException) -> str:
@@ -86,6 +86,8 @@ def describe(e: BaseException) -> str:
     if _weights_error(e):
         what = " ".join(str(e).split()) or type(e).__name__
         return f"cannot read the model weights: {what} (the weights file is corrupt or truncated; re-save or re-download it)"
+    if isinstance(e, UnicodeDecodeError):
+        return f"a file is not valid UTF-8 (byte {e.start}: {e.reason}) (re-encode it as UTF-8; --debug names the file)"
     if isinstance(e, OSError):
         code = errno.errorcode.get(e.errno or -1, "")
         place = e.filename if e.filename is not None else None

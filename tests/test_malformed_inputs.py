@@ -107,6 +107,7 @@ CASES: dict[str, tuple[Callable | Cli, list[str]]] = {
         load_suite,
         ["suite_duplicate_key.yaml:6", "duplicate key 'baseline'", "line 5"],
     ),
+    "suite_not_utf8.yaml": (Cli(evaluate), ["suite_not_utf8.yaml", "not valid UTF-8 (byte 13)"]),
     "suite_alias_bomb.yaml": (load_suite, ["suite_alias_bomb.yaml:", "aliases expand to more than"]),
     "eval_missing_system": (Cli(evaluate), ["systems.mine.path", "no_such_model", "not found"]),
     "eval_system_is_file": (Cli(evaluate), ["systems.mine.path", "model.bin is a file"]),

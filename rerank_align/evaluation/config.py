@@ -430,6 +430,10 @@ def load_suite(path: str | os.PathLike, overrides: list[str] | None = None) -> S
         raise SuiteError("suite file not found", where=str(path))
     try:
         raw = load_yaml(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as e:
+        raise SuiteError(
+            f"not valid UTF-8 (byte {e.start})", where=str(path), hint="re-encode it as UTF-8"
+        ) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}" if mark is not None else str(path)
