@@ -115,6 +115,7 @@ CASES: dict[str, tuple[Callable | Cli, list[str]]] = {
         Cli(evaluate),
         ["weights_truncated/model.safetensors", "corrupt weights", "truncated"],
     ),
+    "eval_bad_contract": (Cli(evaluate), ["eval_bad_contract/model/reranker.json", "unreadable JSON"]),
     "eval_run_disjoint": (
         Cli(evaluate),
         ["run.trec", "no candidates for any of the 2 judged queries", "'Q1'"],

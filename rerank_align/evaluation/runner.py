@@ -354,6 +354,12 @@ def check_systems(specs: list) -> None:
                     else "point it at a model folder",
                 )
             check_safetensors(path)
+            if (
+                spec.type == "reranker"
+            ):  # an unreadable or inconsistent reranker.json, before anything is scored
+                from rerank_align.scoring.contract import ScoringContract
+
+                ScoringContract.load(path)
             continue
         looks_local = (
             path.is_absolute() or str(spec.path).startswith((".", "~")) or str(spec.path).count("/") != 1
