@@ -152,8 +152,11 @@ def score_teacher(
 
 
 def _check_outputs(args: argparse.Namespace) -> None:
-    """Before any teacher loads: the output files are new (or ``--overwrite``) and are none of the inputs."""
-    from rerank_align.io import check_output
+    """Before any teacher loads: the output files are new (or ``--overwrite``) and are none of the inputs, and
+    every local teacher model's safetensors files are complete."""
+    from pathlib import Path
+
+    from rerank_align.io import check_output, check_safetensors
 
     inputs = [x for x in (args.groups, args.beir, args.run) if x]
     inputs += [t.split(":", 1)[1] for t in args.teacher if ":" in t]
@@ -167,6 +170,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
                 sources=inputs,
                 where="--" + flag.replace("_", "-"),
             )
+    for t in args.teacher:
+        model = t.split(":", 1)[1] if ":" in t else ""
+        if not t.startswith("run:") and Path(model).is_dir():
+            check_safetensors(model)
 
 
 def main(argv: list[str]) -> int:
