@@ -117,7 +117,7 @@ def policies() -> list[tuple[str, str]]:
         with redirect_stdout(buf):
             mine_main([str(col), "--run", str(col / "bm25.run"), "--out", str(out), "--sampling", "top"])
         n = len(read_group_records(out, min_negatives=1))
-        said = buf.getvalue().strip().split(" (", 1)[-1].rstrip(")")
+        said = buf.getvalue().strip().rsplit(" (", 1)[-1].rstrip(")")
         rows.append(
             (
                 "empty_docs_collection/ (mine)",
