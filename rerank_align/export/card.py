@@ -26,9 +26,14 @@ from rerank_align.provenance import git_info, library_versions, sha256_file, sha
 def encode_pair(tokenizer, contract, query, document):
     """Input ids of one (query, document) prompt, built exactly as rerank_align builds them.
 
-    ``contract`` is the parsed reranker.json; ``document`` a string or {"title", "text"}. Each literal piece of
-    the template and each field is tokenised on its own (no special tokens) and the ids are concatenated.
+    ``contract`` is the parsed reranker.json; ``document`` a string or {"title", "text"}. The prompt is rendered and
+    each of its ``segments`` (else the whole template) is tokenised as one string, no special tokens. A field's
+    tokens are those overlapping its characters; a field over its max length keeps that many tokens (from its
+    truncation side), and a prompt over ``max_length`` loses document tokens, then query tokens, never template ones.
+    (Contracts of version 1 tokenised each literal piece and each field on its own.)
     """
+    import re
+
     if isinstance(document, dict):
         title, text = (document.get("title") or "").strip(), document.get("text") or ""
         fmt = contract["document_format"]
@@ -39,31 +44,49 @@ def encode_pair(tokenizer, contract, query, document):
             if not text
             else fmt.replace("{title}", title).replace("{text}", text)
         )
-
-    def ids(s):
-        return tokenizer.encode(s, add_special_tokens=False) if s else []
-
-    def cut(x, n, side):
-        return x[:n] if side == "right" else x[max(0, len(x) - n) :]
-
-    side = contract["truncation_side"]
-    q = cut(ids(query), contract["max_query_length"], side["query"])
-    d = cut(ids(document), contract["max_document_length"], side["document"])
+    fields = {"query": query, "document": document}
     t = contract["template"]
-    q_first = t.index("{query}") < t.index("{document}")
-    a, rest = t.split("{query}" if q_first else "{document}", 1)
-    b, c = rest.split("{document}" if q_first else "{query}", 1)
-    lit = [ids(a), ids(b), ids(c)]
-    over = sum(map(len, lit)) + len(q) + len(d) - contract["max_length"]
-    if over > 0:  # cut the document further, then the query; never the template
-        n = min(over, len(d))
-        d = d[: len(d) - n] if side["document"] == "right" else d[n:]
-        over -= n
-    if over > 0:
-        n = min(over, len(q))
-        q = q[: len(q) - n] if side["query"] == "right" else q[n:]
-    first, second = (q, d) if q_first else (d, q)
-    return lit[0] + first + lit[1] + second + lit[2]
+    split = re.compile(r"(\{query\}|\{document\})")
+    if contract.get("version", 1) < 2:
+        segments = [p for p in split.split(t) if p]
+    else:
+        segments = contract.get("segments") or [t]
+    parts = []  # per segment: its ids and {field: (first token, end token)}
+    for seg in segments:
+        text, chars = "", {}
+        for piece in split.split(seg):
+            if piece in ("{query}", "{document}"):
+                value = fields[piece[1:-1]]
+                chars[piece[1:-1]] = (len(text), len(text) + len(value))
+                text += value
+            else:
+                text += piece
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        spans, prev = {}, 0
+        for name, (s, e) in chars.items():
+            hit = [i for i, (a, b) in enumerate(offsets) if a < e and b > s] if e > s else []
+            i0, i1 = (hit[0], hit[-1] + 1) if hit else (sum(a < s for a, _ in offsets),) * 2
+            i0 = max(i0, prev)  # a token shared by two fields belongs to the first
+            i1 = max(i1, i0)
+            spans[name], prev = (i0, i1), i1
+        parts.append((ids, spans))
+    n = {f: sum(sp[f][1] - sp[f][0] for _, sp in parts if f in sp) for f in fields}
+    keep = {f: min(n[f], contract[f"max_{f}_length"]) for f in fields}
+    over = sum(len(ids) for ids, _ in parts) - sum(n[f] - keep[f] for f in fields) - contract["max_length"]
+    for f in ("document", "query"):  # the document gives way first; the template never does
+        cut = min(max(over, 0), keep[f])
+        keep[f], over = keep[f] - cut, over - cut
+    side = contract["truncation_side"]
+    out = []
+    for ids, spans in parts:
+        pos = 0
+        for f, (i0, i1) in spans.items():
+            span = ids[i0:i1]
+            out += ids[pos:i0] + (span[: keep[f]] if side[f] == "right" else span[len(span) - keep[f] :])
+            pos = i1
+        out += ids[pos:]
+    return out
 
 
 # -- manifest ----------------------------------------------------------------------------------------------------
@@ -243,7 +266,18 @@ def contract_in_words(c: Any) -> list[str]:
     elif c.template:
         lines += [
             f"- template (`{c.template_name}`), every character literal; the score is read at the last prompt "
-            "position. Each literal piece and each field is tokenised separately without special tokens:",
+            "position. "
+            + (
+                "Each literal piece and each field is tokenised separately without special tokens (contract "
+                "version 1):"
+                if c.version < 2
+                else "The rendered prompt is tokenised as one string without special tokens"
+                + (
+                    f", in {len(c.segments)} separately tokenised segments {c.segments!r}:"
+                    if c.segments
+                    else ":"
+                )
+            ),
             "",
             "```text",
             c.template,
