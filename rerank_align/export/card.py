@@ -142,6 +142,17 @@ def evaluation_table(results_path: str | os.PathLike) -> list[str]:
 # -- usage snippets -----------------------------------------------------------------------------------------------
 def usage(contract: Any, name: str) -> list[str]:
     c = contract
+    if c.kind == "listwise":
+        return [
+            "A listwise reranker generates (or, with FIRST decoding, reads from its first-token logits) a "
+            "permutation of the candidates; the prompt and identifier format are `list_format` in reranker.json.",
+            "",
+            "```python",
+            "from rerank_align.scoring import Reranker",
+            "",
+            f'ranking = Reranker.from_pretrained("{name}").rerank("what causes tides?", ["doc 1", "doc 2"])',
+            "```",
+        ]
     if c.architecture == "encoder":
         return [
             "```python",

@@ -90,7 +90,8 @@ class PairEncoder:
             fixed = [seg for seg, fields in zip(self._segments, self._seg_fields) if not fields]
             ids = tokenizer(fixed, add_special_tokens=False)["input_ids"] if fixed else []
             self._fixed: dict[str, list[int]] = dict(zip(fixed, ids))
-            self._query_first = template.index("{query}") < template.index("{document}")
+            # listwise contracts have no pair template: the encoder is then only used to pad
+            self._query_first = template.find("{query}") <= template.find("{document}")
 
     def _cut_text(self, texts: Sequence[str], max_len: int, side: str) -> list[str]:
         """Cut each text to at most ``max_len`` tokens at a token boundary (encoder path)."""
