@@ -4,9 +4,12 @@ by tests/test_official_prompts.py and tests/export/test_serving.py.
 - Qwen3-Reranker, model card ``process_inputs`` / ``compute_logits``.
 - FlagEmbedding, bge-reranker-v2-gemma ``get_inputs`` and its "Yes" logit.
 - templates without official code: the rendered prompt tokenised as one string.
+- vLLM's score API reading of a sequence-classification folder (``get_score_prompt``).
 """
 
 from __future__ import annotations
+
+import json
 
 import torch
 
@@ -102,3 +105,21 @@ def padded(tok, ids_list, side):
     """The official batching: ``tokenizer.pad`` on ``side`` (Qwen3's model card loads the tokenizer with left)."""
     tok.padding_side = side
     return tok.pad({"input_ids": ids_list}, padding=True, return_tensors="pt")
+
+
+def vllm_prompt_ids(path, q, d, chat_template=None):
+    """vLLM's ``get_score_prompt`` for a model without a built-in score template."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path))
+    cfg = json.loads((path / "config.json").read_text())
+    if chat_template is not None:
+        full = tok.apply_chat_template(
+            [{"role": "query", "content": q}, {"role": "document", "content": d}],
+            chat_template=chat_template,
+            tokenize=False,
+        )
+        return tok(full)["input_ids"]
+    if cfg.get("use_sep_token", True):  # vLLM's cross-encoder default
+        return tok(text=q, text_pair=d)["input_ids"]
+    return tok(text=q + d)["input_ids"]

@@ -17,7 +17,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from official_prompts import BGE_PROMPT, PAIRS, bge_official_ids, qwen3_official_ids, whole_string_ids
+from official_prompts import (
+    BGE_PROMPT,
+    PAIRS,
+    bge_official_ids,
+    qwen3_official_ids,
+    vllm_prompt_ids,
+    whole_string_ids,
+)
 
 from rerank_align.export import export as export_mod
 from rerank_align.export import merge as merge_mod
@@ -33,24 +40,6 @@ TEMPLATES = {
     "plain": dict(template="plain", formula="logit_diff"),
     "custom": dict(template="Q={query} | D={document} ->", formula="yes_logit"),
 }
-
-
-def vllm_prompt_ids(path, q, d, chat_template=None):
-    """vLLM's ``get_score_prompt`` for a model without a built-in score template."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(str(path))
-    cfg = json.loads((path / "config.json").read_text())
-    if chat_template is not None:
-        full = tok.apply_chat_template(
-            [{"role": "query", "content": q}, {"role": "document", "content": d}],
-            chat_template=chat_template,
-            tokenize=False,
-        )
-        return tok(full)["input_ids"]
-    if cfg.get("use_sep_token", True):  # vLLM's cross-encoder default
-        return tok(text=q, text_pair=d)["input_ids"]
-    return tok(text=q + d)["input_ids"]
 
 
 def seq_cls_logits(path, rows):
