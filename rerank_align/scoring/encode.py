@@ -15,10 +15,8 @@ the tokens of a field are the tokens whose character offsets overlap it (a token
 ends with the template's suffix. Qwen3-Reranker's own truncation (the middle string's ids cut at
 ``max_length − len(prefix) − len(suffix)``) is this with ``max_document_length ≥ max_length``: its middle ends with
 the document. Where this differs from an official construction: ids cut inside a string are not always the ids of the
-cut text re-tokenised (serving stacks that cut the text first, e.g. vLLM's ``max_tokens_per_doc``, re-tokenise), and
-a field longer than its budget + ``PRECUT_MARGIN`` tokens is first cut at a character offset that far past its
-budget (bounding the work on very long documents), which changes ids only if a BPE merge reaches back more than
-``PRECUT_MARGIN`` tokens.
+cut text re-tokenised (serving stacks that cut the text first, e.g. vLLM's ``max_tokens_per_doc``, re-tokenise);
+the official truncations continue into the template once the field is used up, this never cuts the template.
 
 Contracts of ``version`` 1 tokenised each literal piece and each field on its own; they keep it (their segments are
 those pieces), so a model saved then scores with the ids it was trained on.
@@ -28,8 +26,8 @@ tokenizer's offsets), then the tokenizer's own pair encoding builds ``[CLS] q [S
 ``truncation=pair_truncation`` and ``max_length`` — the same call sentence-transformers' CrossEncoder makes, so
 inputs within the limits tokenise identically there.
 
-Fixed segments are tokenised once; segments without the document (and field pre-cuts) are cached per text, so a query
-shared by 100 candidates is tokenised once alone; encoder pair encodings are cached per (query, document).
+Fixed segments are tokenised once; segments without the document are cached per text; prompts and encoder pair
+encodings are cached per (query, document), so a pair encoded again (the next epoch) is not tokenised again.
 """
 
 from __future__ import annotations
@@ -48,7 +46,6 @@ from rerank_align.scoring.templates import split_template, tokenization_segments
 Doc = str | dict
 
 
-PRECUT_MARGIN = 64
 FIELDS = ("query", "document")
 
 
@@ -168,36 +165,6 @@ class PairEncoder:
         return [{"input_ids": ids} for ids in self._prompt_ids(q_texts, d_texts)]
 
     # -- causal / VLM prompts -----------------------------------------------------------------------------------
-    def _precut(self, texts: Sequence[str], budget: int, side: str) -> list[str]:
-        """Each text, or for one far longer than ``budget`` tokens, the part that can still be kept plus
-        ``PRECUT_MARGIN`` tokens (cut at a character offset of its own tokenisation); cached per text."""
-        keep = budget + PRECUT_MARGIN
-        out: list[str | None] = [None] * len(texts)
-        todo: dict[str, list[int]] = {}
-        for i, t in enumerate(texts):
-            hit = self._cache.get(("precut", t, keep, side))
-            if hit is not None:
-                out[i] = hit
-            elif len(t) <= keep:  # short texts are never pre-cut (it only bounds the work on long ones)
-                out[i] = t
-            else:
-                todo.setdefault(t, []).append(i)
-        if todo:
-            uniq = list(todo)
-            enc = self.tokenizer(uniq, add_special_tokens=False, return_offsets_mapping=True)
-            self._room(len(uniq))
-            for t, offsets in zip(uniq, enc["offset_mapping"]):
-                if len(offsets) <= keep:
-                    cut = t
-                elif side == "right":
-                    cut = t[: offsets[keep - 1][1]]
-                else:
-                    cut = t[offsets[len(offsets) - keep][0] :]
-                self._cache[("precut", t, keep, side)] = cut
-                for i in todo[t]:
-                    out[i] = cut
-        return out  # type: ignore[return-value]
-
     def _room(self, n: int) -> None:
         if len(self._cache) + n > self.cache_size:
             self._cache.clear()
@@ -233,33 +200,37 @@ class PairEncoder:
     ) -> list[list[int]]:
         """Prompt ids per pair: render, tokenise each segment whole, cut the fields' tokens to their budgets.
 
-        ``q_images`` / ``d_images``: a VLM field's image block per pair (never cut), placed before or after the field's
-        tokens as the contract's ``vision.image_position`` says."""
+        ``q_images`` / ``d_images``: a VLM field's image block per pair (never cut), placed before or after the
+        field's tokens as the contract's ``vision.image_position`` says. Text-only prompts are cached per (query,
+        document); the cached lists are shared with the caller, so features must not be mutated."""
         c = self.contract
-        n = len(q_texts)
-        q_texts = self._precut(q_texts, min(c.max_query_length, c.max_length), c.truncation_side["query"])
-        d_texts = self._precut(
-            d_texts, min(c.max_document_length, c.max_length), c.truncation_side["document"]
-        )
+        images = bool(q_images or d_images)
+        out: list[list[int] | None] = [None] * len(q_texts)
+        todo: list[int] = []
+        for i, (q, d) in enumerate(zip(q_texts, d_texts)):
+            hit = None if images else self._cache.get(("prompt", q, d))
+            if hit is None:
+                todo.append(i)
+            else:
+                out[i] = hit
+        if not todo:
+            return out  # type: ignore[return-value]
         # render every segment that holds a field; remember where each field sits (characters)
         rendered: list[str] = []
         cacheable: list[bool] = []
-        where: list[
-            list[tuple[int, dict[str, tuple[int, int]]]]
-        ] = []  # per pair: (index into rendered, spans)
-        for q, d in zip(q_texts, d_texts):
+        where: list[list[tuple[int, dict[str, tuple[int, int]]]]] = []  # per pair: (rendered index, spans)
+        for i in todo:
             row = []
             for seg, fields in zip(self._segments, self._seg_fields):
                 if not fields:
                     continue
                 text, spans = "", {}
                 for piece in split_template(seg):
-                    name = piece[1:-1] if piece in ("{query}", "{document}") else None
-                    if name is None:
+                    if piece not in ("{query}", "{document}"):
                         text += piece
                         continue
-                    value = q if name == "query" else d
-                    spans[name] = (len(text), len(text) + len(value))
+                    value = q_texts[i] if piece == "{query}" else d_texts[i]
+                    spans[piece[1:-1]] = (len(text), len(text) + len(value))
                     text += value
                 row.append((len(rendered), spans))
                 rendered.append(text)
@@ -267,16 +238,16 @@ class PairEncoder:
             where.append(row)
         tokenised = self._tokenise(rendered, cacheable)
         after = c.vision is not None and c.vision.image_position == "after"
-        out = []
-        for p in range(n):
+        self._room(len(todo))
+        for j, p in enumerate(todo):
             pieces: list[Any] = []  # fixed id lists, or (ids, {field: (i0, i1)}) of a rendered segment
             counts = {"query": 0, "document": 0}
-            row = iter(where[p])
+            row_iter = iter(where[j])
             for seg, fields in zip(self._segments, self._seg_fields):
                 if not fields:
                     pieces.append(self._fixed[seg])
                     continue
-                k, spans = next(row)
+                k, spans = next(row_iter)
                 ids, offsets = tokenised[k]
                 tok_spans = {}
                 prev_end = 0
@@ -288,12 +259,12 @@ class PairEncoder:
                     prev_end = i1
                     counts[f] = i1 - i0
                 pieces.append((ids, tok_spans))
-            images = {
+            blocks = {
                 "query": list(q_images[p]) if q_images else [],
                 "document": list(d_images[p]) if d_images else [],
             }
             total = sum(len(x) if isinstance(x, list) else len(x[0]) for x in pieces)
-            total += len(images["query"]) + len(images["document"])
+            total += len(blocks["query"]) + len(blocks["document"])
             keep = {
                 "query": min(counts["query"], c.max_query_length),
                 "document": min(counts["document"], c.max_document_length),
@@ -315,13 +286,15 @@ class PairEncoder:
                 for f, (i0, i1) in tok_spans.items():
                     ids_out.extend(ids[pos:i0])
                     span = ids[i0:i1]
-                    k = keep[f]
-                    kept = span[:k] if c.truncation_side[f] == "right" else span[len(span) - k :]
-                    ids_out.extend(kept + images[f] if after else images[f] + kept)
+                    n = keep[f]
+                    kept = span[:n] if c.truncation_side[f] == "right" else span[len(span) - n :]
+                    ids_out.extend(kept + blocks[f] if after else blocks[f] + kept)
                     pos = i1
                 ids_out.extend(ids[pos:])
-            out.append(ids_out)
-        return out
+            out[p] = ids_out
+            if not images:
+                self._cache[("prompt", q_texts[p], d_texts[p])] = ids_out
+        return out  # type: ignore[return-value]
 
     def collate(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
         """Pad to the longest feature on the contract's padding side; positions come from the mask at forward.
