@@ -251,10 +251,9 @@ def merge(
         contract.save(tmp)
         if contract.architecture == "encoder":
             mark_cross_encoder(tmp)
+        # sentence-transformers / serving stacks read the prompt and the answer tokens from these files
         yesno_text = contract.kind == "yesno" and contract.architecture == "causal"
-        if (
-            yesno_text
-        ):  # sentence-transformers / serving stacks read the prompt and the answer tokens from these
+        if yesno_text:
             from rerank_align.export.serving import write_chat_template, write_sentence_transformers_yesno
 
             write_chat_template(tmp, contract)
