@@ -45,8 +45,9 @@ def left_out_reason(rel: Path, include_training_state: bool = False) -> str | No
         return "hidden"
     if include_training_state:
         return None
-    if any(fnmatch(part, pat) for part in rel.parts[:-1] for pat in TRAINING_DIRS):
-        return "training state (checkpoint / DeepSpeed / logs folder)"
+    folder = next((p for p in rel.parts[:-1] if any(fnmatch(p, pat) for pat in TRAINING_DIRS)), None)
+    if folder is not None:
+        return f"training state: {folder}/"
     if any(fnmatch(rel.name, pat) for pat in TRAINING_FILES):
         return "training state"
     if any(fnmatch(rel.name, pat) for pat in PICKLES):
