@@ -170,3 +170,19 @@ def test_bge_prompt_constant_is_the_preset_instruction():
     from rerank_align.scoring.templates import PRESETS
 
     assert PRESETS["bge-gemma"].default_instruction == BGE_PROMPT
+
+
+def test_chat_template_keeps_every_character(tiny_causal):
+    """Quotes, backslashes, braces, non-ASCII text, Jinja-like text and trailing newlines survive the rendering."""
+    from transformers import AutoTokenizer
+
+    from rerank_align.export.serving import chat_template
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_causal))
+    template = 'Frage «{query}» \\ "{{x}}" {% if %} é\t→ {document}\n\n'
+    text = tok.apply_chat_template(
+        [{"role": "query", "content": "q ü"}, {"role": "document", "content": "d {x}"}],
+        chat_template=chat_template(template),
+        tokenize=False,
+    )
+    assert text == template.replace("{query}", "q ü").replace("{document}", "d {x}")
