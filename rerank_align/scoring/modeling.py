@@ -10,7 +10,7 @@ from typing import Any
 
 from rerank_align.errors import ContractError, RerankAlignError
 from rerank_align.scoring.contract import ListFormat, ScoringContract, single_token_id
-from rerank_align.scoring.templates import PRESETS, resolve_template
+from rerank_align.scoring.templates import PRESETS, resolve_segments, resolve_template
 
 log = logging.getLogger(__name__)
 _said_sdpa = False
@@ -218,6 +218,7 @@ def build_contract(
     A VLM (``architecture: vlm``) also gets the ``vision`` section: the base model's image processor settings and
     image token ids (scoring/vision.py), with ``vision`` overriding settings such as ``max_pixels``."""
     template_str: str | None = None
+    segments: list[str] | None = None
     template_name = "pair" if architecture == "encoder" else template
     if kind == "listwise":
         template_name, template_str = "listwise", None
@@ -240,6 +241,10 @@ def build_contract(
         template_str = resolve_template(
             raw, instruction=instruction, bos=tokenizer.bos_token, eos=tokenizer.eos_token
         )
+        if preset is not None:
+            segments = resolve_segments(
+                preset.segments, instruction=instruction, bos=tokenizer.bos_token, eos=tokenizer.eos_token
+            )
     answers: dict[str, str] = {}
     answer_ids: dict[str, int] = {}
     if kind == "yesno":
@@ -272,6 +277,7 @@ def build_contract(
         pair_truncation=pair_truncation,  # type: ignore[arg-type]
         list_format=ListFormat(**(list_format or {})) if kind == "listwise" else None,
         vision=vision_section,
+        segments=segments,
     )
 
 
