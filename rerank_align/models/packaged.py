@@ -114,7 +114,9 @@ def locate(spec: GGUFModel) -> tuple[Path, str, str | None]:
         raise RerankAlignError(f"the package {spec.distribution} is not installed", hint=hint) from None
     path = Path(str(dist.locate_file(spec.file)))
     if not path.is_file():
-        raise RerankAlignError(f"{spec.distribution} {dist.version} has no {spec.file}", where=str(path), hint=hint)
+        raise RerankAlignError(
+            f"{spec.distribution} {dist.version} has no {spec.file}", where=str(path), hint=hint
+        )
     recorded = None
     for f in dist.files or []:
         if str(f) == spec.file and f.hash is not None and f.hash.mode == "sha256":
@@ -269,7 +271,17 @@ def prepare(
             with open(tmp / PROVENANCE_FILE, "w", encoding="utf-8") as fh:
                 json.dump(provenance, fh, indent=2)
                 fh.write("\n")
+            _share(tmp)
     return target, True
+
+
+def _share(folder: Path) -> None:
+    """The temporary folder is private (0700); the cache folder is readable like any file the user writes."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~umask)
 
 
 def _copy_license(spec: GGUFModel, folder: Path) -> None:
@@ -277,7 +289,9 @@ def _copy_license(spec: GGUFModel, folder: Path) -> None:
 
     text = metadata.distribution(spec.distribution).read_text(spec.license_file or "LICENSE")
     if not text:
-        raise RerankAlignError(f"{spec.distribution} ships no {spec.license_file}", hint="reinstall the wheel")
+        raise RerankAlignError(
+            f"{spec.distribution} ships no {spec.license_file}", hint="reinstall the wheel"
+        )
     (folder / "LICENSE").write_text(text, encoding="utf-8")
 
 
