@@ -72,9 +72,8 @@ def build_tiny_causal(
 
     path = Path(path)
     tok = train_causal_tokenizer()
-    tok.chat_template = (
-        CHATML  # Qwen's chat format, so recipes with `template: chat` run on the tiny model too
-    )
+    # Qwen's chat format, so recipes with `template: chat` run on the tiny model too
+    tok.chat_template = CHATML
     common = dict(
         vocab_size=len(tok),
         hidden_size=hidden_size,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chat_tok():
     """The tiny byte-level BPE tokenizer (chat markers are special tokens) with a ChatML chat template."""
     from rerank_align.testing.chat import CHATML
