@@ -248,26 +248,27 @@ def prepare(
             target.rmdir()  # empty (checked above); atomic_dir renames the temporary folder onto this name
         with atomic_dir(target) as tmp:
             facts = materialise_gguf(path, tmp)
+            used = spec if gguf_file is None else None  # a --gguf file is described by its hash alone
             provenance: dict[str, Any] = {
                 "name": key,
                 "source": {
-                    "distribution": spec.distribution if spec and gguf_file is None else None,
+                    "distribution": used.distribution if used else None,
                     "version": version,
-                    "file": spec.file if spec and gguf_file is None else str(path),
+                    "file": used.file if used else str(path),
                     "sha256": digest,
                     "sha256_matches_wheel_record": recorded == digest if recorded else None,
-                    "quantization": spec.quantization if spec else None,
-                    "upstream": spec.upstream if spec else None,
+                    "quantization": used.quantization if used else None,
+                    "upstream": used.upstream if used else None,
                 },
                 "weights": "float32 safetensors, dequantised from the GGUF file by transformers' GGUF loader",
-                "license": spec.license if spec else None,
+                "license": used.license if used else None,
                 **facts,
                 "versions": _versions(),
                 "seconds": round(time.time() - t0, 1),
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             }
-            if spec and spec.license_file and gguf_file is None:
-                _copy_license(spec, tmp)
+            if used and used.license_file:
+                _copy_license(used, tmp)
             with open(tmp / PROVENANCE_FILE, "w", encoding="utf-8") as fh:
                 json.dump(provenance, fh, indent=2)
                 fh.write("\n")
