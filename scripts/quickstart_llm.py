@@ -11,11 +11,12 @@ SciFact train and evaluated on SciFact test, on a CPU.
    the BM25 top-10 (depth 10), BM25 vs zero-shot SmolLM2 vs trained SmolLM2 vs the MiniLM quickstart model, each
    alone and fused with BM25, paired tests against BM25; then again against zero-shot SmolLM2 (cached scores).
 
-Budget: 30 minutes wall on 2 CPU cores. Measured on this machine class (docs/real_llm.md): SmolLM2 scores a 48+128
-token pair in ~0.6 CPU-seconds with the query prefix reused; training costs ~3x a scoring forward. So
-N = 100 test claims x 10 = 1,000 pairs per SmolLM2 system (zero-shot, trained: ~2 x 10 min) and 256 training
-examples (~10 min). The settings (rate, groups, fusion weights) are to be chosen on held-out *train* claims with
-``scripts/quickstart_llm_dev.py``, never on the test claims.
+Budget: 30 minutes wall on 2 CPU cores. Measured on this machine class with one thread (docs/real_llm.md): SmolLM2
+scores a 48+128-token pair in ~0.6 CPU-s with the query prefix reused, and a training example costs ~5 CPU-s. So
+N = 100 test claims x depth 10 = 1,000 pairs per SmolLM2 system (zero-shot and trained: ~1,200 CPU-s) and 256
+training examples (~1,300 CPU-s): ~25 minutes on 2 cores, an estimate not yet confirmed by a full run. The settings
+(rate, claims, group size, answer tokens, fusion weights) are to be chosen on held-out *train* claims with
+``scripts/quickstart_llm_dev.py``, never on the test claims; that search has not been run yet.
 
 ``--smoke`` runs the same path in seconds on a tiny Llama with a ChatML template built in code (no SmolLM2, no
 MiniLM), so CI proves it end to end.
