@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+from pathlib import Path
 
 import ir_measures
 from ir_measures import nDCG
@@ -30,7 +31,13 @@ def main() -> None:
     c = res["collections"][name]
     qids = list(next(iter(c["per_query"].values()))["nDCG@10"])
     col = load_beir(c["path"], split=c["split"])
-    run = read_run(c["run"])
+    if Path(str(c["run"])).is_file():
+        run = read_run(c["run"])
+    else:  # the suite retrieved with bm25s itself (no run file): retrieve the same way
+        from rerank_align.evaluation.runner import bm25_first_stage
+
+        texts = {q: t if isinstance(t, str) else t.get("text", "") for q, t in col.queries.items()}
+        run = bm25_first_stage(col.corpus, texts, qids, args.depth)
     qrels = [ir_measures.Qrel(q, d, int(g)) for q in qids for d, g in col.qrels[q].items()]
     rng = random.Random(0)
     means = []
