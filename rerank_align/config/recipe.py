@@ -57,7 +57,8 @@ class ModelConfig:
     )
     template: str = field(
         "plain",
-        help="Prompt template: 'qwen3', 'bge-gemma', 'plain', or a custom string with {query} and {document}.",
+        help="Prompt template: 'qwen3', 'bge-gemma', 'plain', 'chat' (the base model's own chat template; "
+        "listwise too), or a custom string with {query} and {document}.",
     )
     instruction: str | None = field(
         None, help="Text for the template's {instruction} (preset default if unset)."

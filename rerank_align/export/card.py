@@ -26,9 +26,14 @@ from rerank_align.provenance import git_info, library_versions, sha256_file, sha
 def encode_pair(tokenizer, contract, query, document):
     """Input ids of one (query, document) prompt, built exactly as rerank_align builds them.
 
-    ``contract`` is the parsed reranker.json; ``document`` a string or {"title", "text"}. Each literal piece of
-    the template and each field is tokenised on its own (no special tokens) and the ids are concatenated.
+    ``contract`` is the parsed reranker.json; ``document`` a string or {"title", "text"}. The prompt is rendered and
+    each of its ``segments`` (else the whole template) is tokenised as one string, no special tokens. A field's
+    tokens are those overlapping its characters; a field over its max length keeps that many tokens (from its
+    truncation side), and a prompt over ``max_length`` loses document tokens, then query tokens, never template ones.
+    (Contracts of version 1 tokenised each literal piece and each field on its own.)
     """
+    import re
+
     if isinstance(document, dict):
         title, text = (document.get("title") or "").strip(), document.get("text") or ""
         fmt = contract["document_format"]
@@ -39,31 +44,49 @@ def encode_pair(tokenizer, contract, query, document):
             if not text
             else fmt.replace("{title}", title).replace("{text}", text)
         )
-
-    def ids(s):
-        return tokenizer.encode(s, add_special_tokens=False) if s else []
-
-    def cut(x, n, side):
-        return x[:n] if side == "right" else x[max(0, len(x) - n) :]
-
-    side = contract["truncation_side"]
-    q = cut(ids(query), contract["max_query_length"], side["query"])
-    d = cut(ids(document), contract["max_document_length"], side["document"])
+    fields = {"query": query, "document": document}
     t = contract["template"]
-    q_first = t.index("{query}") < t.index("{document}")
-    a, rest = t.split("{query}" if q_first else "{document}", 1)
-    b, c = rest.split("{document}" if q_first else "{query}", 1)
-    lit = [ids(a), ids(b), ids(c)]
-    over = sum(map(len, lit)) + len(q) + len(d) - contract["max_length"]
-    if over > 0:  # cut the document further, then the query; never the template
-        n = min(over, len(d))
-        d = d[: len(d) - n] if side["document"] == "right" else d[n:]
-        over -= n
-    if over > 0:
-        n = min(over, len(q))
-        q = q[: len(q) - n] if side["query"] == "right" else q[n:]
-    first, second = (q, d) if q_first else (d, q)
-    return lit[0] + first + lit[1] + second + lit[2]
+    split = re.compile(r"(\{query\}|\{document\})")
+    if contract.get("version", 1) < 2:
+        segments = [p for p in split.split(t) if p]
+    else:
+        segments = contract.get("segments") or [t]
+    parts = []  # per segment: its ids and {field: (first token, end token)}
+    for seg in segments:
+        text, chars = "", {}
+        for piece in split.split(seg):
+            if piece in ("{query}", "{document}"):
+                value = fields[piece[1:-1]]
+                chars[piece[1:-1]] = (len(text), len(text) + len(value))
+                text += value
+            else:
+                text += piece
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = enc["input_ids"], enc["offset_mapping"]
+        spans, prev = {}, 0
+        for name, (s, e) in chars.items():
+            hit = [i for i, (a, b) in enumerate(offsets) if a < e and b > s] if e > s else []
+            i0, i1 = (hit[0], hit[-1] + 1) if hit else (sum(a < s for a, _ in offsets),) * 2
+            i0 = max(i0, prev)  # a token shared by two fields belongs to the first
+            i1 = max(i1, i0)
+            spans[name], prev = (i0, i1), i1
+        parts.append((ids, spans))
+    n = {f: sum(sp[f][1] - sp[f][0] for _, sp in parts if f in sp) for f in fields}
+    keep = {f: min(n[f], contract[f"max_{f}_length"]) for f in fields}
+    over = sum(len(ids) for ids, _ in parts) - sum(n[f] - keep[f] for f in fields) - contract["max_length"]
+    for f in ("document", "query"):  # the document gives way first; the template never does
+        cut = min(max(over, 0), keep[f])
+        keep[f], over = keep[f] - cut, over - cut
+    side = contract["truncation_side"]
+    out = []
+    for ids, spans in parts:
+        pos = 0
+        for f, (i0, i1) in spans.items():
+            span = ids[i0:i1]
+            out += ids[pos:i0] + (span[: keep[f]] if side[f] == "right" else span[len(span) - keep[f] :])
+            pos = i1
+        out += ids[pos:]
+    return out
 
 
 # -- manifest ----------------------------------------------------------------------------------------------------
@@ -119,6 +142,17 @@ def evaluation_table(results_path: str | os.PathLike) -> list[str]:
 # -- usage snippets -----------------------------------------------------------------------------------------------
 def usage(contract: Any, name: str) -> list[str]:
     c = contract
+    if c.kind == "listwise":
+        return [
+            "A listwise reranker generates (or, with FIRST decoding, reads from its first-token logits) a "
+            "permutation of the candidates; the prompt and identifier format are `list_format` in reranker.json.",
+            "",
+            "```python",
+            "from rerank_align.scoring import Reranker",
+            "",
+            f'ranking = Reranker.from_pretrained("{name}").rerank("what causes tides?", ["doc 1", "doc 2"])',
+            "```",
+        ]
     if c.architecture == "encoder":
         return [
             "```python",
@@ -212,6 +246,127 @@ def usage(contract: Any, name: str) -> list[str]:
     return head + body + tail
 
 
+# -- metadata (the way sentence-transformers writes it for rerankers) --------------------------------------------
+def library_for(directory: Path, contract: Any) -> tuple[str, str]:
+    """``library_name`` = the library that loads the folder as it is, and why.
+
+    sentence-transformers: encoder heads (``CrossEncoder`` config), yes/no folders with its module files
+    (Transformer + LogitScore) and causal seq-cls exports with a query/document chat template — all loaded by
+    ``CrossEncoder(path)`` with the reranker's scores (tested). peft: adapter folders. transformers otherwise."""
+    if (directory / "adapter_config.json").is_file():
+        return "peft", "a LoRA adapter: peft loads it onto its base model"
+    cfg_path = directory / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+    if (directory / "modules.json").is_file():
+        return "sentence-transformers", "CrossEncoder(path) loads it as Transformer + LogitScore"
+    if contract.kind == "head" and "sentence_transformers" in cfg:
+        return "sentence-transformers", "CrossEncoder(path) loads the sequence-classification model"
+    return "transformers", "no sentence-transformers files: load it with transformers (or rerank_align)"
+
+
+def _hub_id(name: str | None) -> str | None:
+    """``name`` if it reads as a hub repo id (owner/name, not a local path), else None."""
+    import re
+
+    if not name or Path(name).exists() or name.startswith((".", "/", "~")):
+        return None
+    return name if re.fullmatch(r"[\w.-]+/[\w.-]+", name) else None
+
+
+def eval_results(results_path: str | os.PathLike, system: str) -> list[Any]:
+    """huggingface_hub ``EvalResult``s of ``system`` in a ``rerank-align eval`` results JSON (one per collection
+    and metric); empty when the system is not in it."""
+    from huggingface_hub import EvalResult
+
+    r = json.loads(Path(results_path).read_text(encoding="utf-8"))
+    out = []
+    for col, c in (r.get("collections") or {}).items():
+        m = (c.get("metrics") or {}).get(system)
+        if not m:
+            continue
+        for k in r.get("metrics") or []:
+            if isinstance(m.get(k), (int, float)):
+                out.append(
+                    EvalResult(
+                        task_type="text-ranking",
+                        task_name="Reranking",
+                        dataset_type=col,
+                        dataset_name=col,
+                        dataset_split=c.get("split"),
+                        metric_type=k.lower().replace("@", "_at_"),
+                        metric_name=k,
+                        metric_value=float(m[k]),
+                    )
+                )
+    return out
+
+
+def card_data(
+    directory: Path,
+    contract: Any,
+    *,
+    name: str,
+    recipe_dict: dict,
+    results: str | None,
+    results_system: str | None,
+    license: str | None,
+) -> tuple[Any, dict[str, Any]]:
+    """``ModelCardData`` (validated by huggingface_hub when built) and facts for the card's text."""
+    from huggingface_hub import ModelCardData
+
+    library, why = library_for(directory, contract)
+    method = (recipe_dict.get("method") or {}).get("name")
+    loss = (recipe_dict.get("method") or {}).get("loss")
+    tags = ["rerank_align", "reranker", "text-ranking"]
+    if library == "sentence-transformers":
+        tags = ["sentence-transformers", "cross-encoder", *tags]
+    tags += [f"{k}:{v}" for k, v in (("method", method), ("loss", loss)) if v]
+    data_files = recipe_data_files(recipe_dict)
+    datasets = [d for d in (_hub_id(f) for f in data_files) if d]
+    system = results_system or name
+    evals = eval_results(results, system) if results else []
+    license = license or base_license(contract.base_model)
+    data = ModelCardData(
+        model_name=name,
+        library_name=library,
+        pipeline_tag="text-ranking",
+        base_model=_hub_id(contract.base_model),
+        tags=tags,
+        license=license,
+        datasets=datasets or None,
+        eval_results=evals or None,
+    )
+    facts = {
+        "library": library,
+        "library_why": why,
+        "eval_system": system if evals else None,
+        "license": license,
+        "base_on_hub": _hub_id(contract.base_model) is not None,
+    }
+    return data, facts
+
+
+def base_license(base_model: str) -> str | None:
+    """The license in the base model's own card (a local folder or the hub cache; never the network)."""
+    from huggingface_hub import ModelCard
+
+    path = Path(base_model) / "README.md"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(base_model, "README.md")
+        except Exception:  # noqa: BLE001 - not a hub id
+            hit = None
+        if not isinstance(hit, str):
+            return None
+        path = Path(hit)
+    try:
+        return ModelCard.load(path).data.get("license")
+    except Exception:  # noqa: BLE001 - a card without metadata
+        return None
+
+
 # -- the card ------------------------------------------------------------------------------------------------------
 def contract_in_words(c: Any) -> list[str]:
     from rerank_align.scoring.contract import FORMULA_TEXT
@@ -243,7 +398,18 @@ def contract_in_words(c: Any) -> list[str]:
     elif c.template:
         lines += [
             f"- template (`{c.template_name}`), every character literal; the score is read at the last prompt "
-            "position. Each literal piece and each field is tokenised separately without special tokens:",
+            "position. "
+            + (
+                "Each literal piece and each field is tokenised separately without special tokens (contract "
+                "version 1):"
+                if c.version < 2
+                else "The rendered prompt is tokenised as one string without special tokens"
+                + (
+                    f", in {len(c.segments)} separately tokenised segments {c.segments!r}:"
+                    if c.segments
+                    else ":"
+                )
+            ),
             "",
             "```text",
             c.template,
@@ -261,7 +427,12 @@ def render_card(
     recipe: Path | None,
     data_files: list[str] | None,
     notes: list[str] | None = None,
+    results_system: str | None = None,
+    license: str | None = None,
 ) -> str:
+    """The card's text: huggingface_hub metadata (``ModelCardData``) and the sections below it."""
+    from huggingface_hub import ModelCard
+
     from rerank_align.export.merge import read_recipe_dict
 
     recipe_dict = read_recipe_dict(recipe) if recipe else {}
@@ -270,20 +441,26 @@ def render_card(
     name = source.get("name") or name
     c = contract
     base = c.base_model + (f" (revision `{c.base_model_revision}`)" if c.base_model_revision else "")
+    data, facts = card_data(
+        directory,
+        c,
+        name=name,
+        recipe_dict=recipe_dict,
+        results=results,
+        results_system=results_system,
+        license=license,
+    )
     lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text-classification" if c.kind == "head" else "pipeline_tag: text-generation",
-        "tags: [reranker, rerank_align]",
-        "---",
-        "",
         f"# {name}",
         "",
-        f"A `{c.kind}` reranker made by `rerank_align` ({source.get('operation', 'save')}).",
+        f"A `{c.kind}` reranker made by `rerank_align` ({source.get('operation', 'save')}). "
+        f"Loader: `{facts['library']}` ({facts['library_why']}).",
         "",
         "## Base model",
         "",
-        f"- {base}",
+        f"- {base}"
+        + ("" if facts["base_on_hub"] else " (a local path: not linked as `base_model` on the hub)"),
+        f"- license: {facts['license'] or 'not recorded (the base model card has none here; pass --license)'}",
     ]
     if source.get("operation") == "merge":
         q = source.get("qlora")
@@ -294,7 +471,13 @@ def render_card(
         )
     if source.get("operation") == "export":
         lines.append(
-            f"- exported from `{source.get('source')}` ({source.get('source_formula')} yes/no reranker)"
+            f"- exported from `{source.get('source')}` ("
+            + (
+                f"{source['source_formula']} yes/no reranker → sequence classification"
+                if source.get("source_formula")
+                else f"{c.architecture} {c.kind} reranker, copied for sentence-transformers"
+            )
+            + ")"
         )
     lines += ["", "## Method and recipe", ""]
     if recipe_dict:
@@ -325,6 +508,12 @@ def render_card(
         lines.append("- not recorded")
     lines += ["", "## Evaluation", ""]
     lines += evaluation_table(results) if results else ["- no results JSON was given (`--results`)"]
+    if results:
+        lines.append(
+            f"\nThe card's metadata (model-index) carries the results of system `{facts['eval_system']}`."
+            if facts["eval_system"]
+            else "\nNo system of the results JSON is this model (`--results-system`), so the metadata has none."
+        )
     lines += ["", "## Scoring contract", "", *contract_in_words(c)]
     if notes:
         lines += ["", *[f"> {n}" for n in notes]]
@@ -350,7 +539,11 @@ def render_card(
         "```",
         "",
     ]
-    return "\n".join(lines)
+    card = ModelCard("---\n" + data.to_yaml() + "\n---\n\n" + "\n".join(lines))
+    # parsed back by huggingface_hub: the metadata round-trips (a malformed field raises here, not on the hub)
+    if card.data.to_dict() != data.to_dict():
+        raise ValueError("model card metadata does not round-trip through huggingface_hub")
+    return str(card)
 
 
 def write_card(directory: str | os.PathLike, **kwargs: Any) -> Path:
@@ -373,6 +566,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--results")
     p.add_argument("--recipe")
     p.add_argument("--data", action="append", default=[])
+    p.add_argument(
+        "--results-system", help="the system of the results JSON that is this model (default: its name)"
+    )
+    p.add_argument("--license", help="license id for the metadata (default: the base model card's)")
     args = p.parse_args(argv)
     d = Path(args.directory)
     source: dict = {"operation": "save"}
@@ -390,6 +587,8 @@ def main(argv: list[str]) -> int:
         recipe=recipe,
         data_files=args.data,
         notes=source.get("notes"),
+        results_system=args.results_system,
+        license=args.license,
     )
     print(path)
     return 0

@@ -41,6 +41,7 @@ from rerank_align.export.common import (
     scores_of,
     torch_dtype,
 )
+from rerank_align.export.serving import mark_seq_cls_for_vllm, write_chat_template
 
 
 def softplus_back(d: Any) -> Any:
@@ -201,6 +202,11 @@ def to_seq_cls(
         seq.save_pretrained(tmp, safe_serialization=True)
         save_tokenizer(tokenizer, src, tmp, new_contract)
         new_contract.save(tmp)
+        # serving stacks read these as they are: the prompt as a query/document chat template, no [SEP] pairs,
+        # and CrossEncoder's raw logit (no sigmoid)
+        write_chat_template(tmp, new_contract)
+        mark_seq_cls_for_vllm(tmp)
+        mark_cross_encoder(tmp)
         via_reranker = scores_of(
             load_model(str(tmp), new_contract, dtype="float32"), tokenizer, new_contract, queries, docs
         )
@@ -235,6 +241,8 @@ def to_seq_cls(
                 "export: Reranker vs plain transformers (same folder)", expected_logit, via_plain, tolerance
             )
         )
+        report.add(serving_parity(tmp, tokenizer, new_contract, queries, docs, via_reranker, tolerance))
+        report.add(cross_encoder_vs(tmp, tokenizer, new_contract, queries, docs, via_reranker, tolerance))
         enforce(report, "export")
         source = {
             "operation": "export",
@@ -321,6 +329,64 @@ def to_cross_encoder(
             data_files=data_files,
         )
     return report
+
+
+def _fitting_pairs(tokenizer: Any, contract: Any, queries: list, docs: list) -> tuple[list, list, str]:
+    from rerank_align.export.serving import fits
+    from rerank_align.scoring.contract import format_document, query_text
+
+    keep = fits(tokenizer, contract, queries, docs)
+    if not keep:
+        raise RerankAlignError("no probe pair fits the contract's lengths; give shorter --probe-file pairs")
+    pairs = [(query_text(queries[i]), format_document(docs[i], contract.document_format)) for i in keep]
+    skipped = len(queries) - len(keep)
+    note = (
+        f"{skipped} pairs over the length limits left out (other stacks cut them their own way)"
+        if skipped
+        else ""
+    )
+    return keep, pairs, note
+
+
+def serving_parity(
+    path: Path, tokenizer: Any, contract: Any, queries: list, docs: list, ours: Any, tolerance: float
+) -> Any:
+    """The folder read as a serving stack with a score template reads it (``serving.rendered_prompt_scores``)
+    vs ``Reranker``. Gated for contracts of version ≥ 2; a version-1 model was trained on per-piece ids."""
+    from rerank_align.export.serving import rendered_prompt_scores
+
+    keep, pairs, note = _fitting_pairs(tokenizer, contract, queries, docs)
+    gated = contract.version >= 2
+    if not gated:
+        note = (
+            note + "; " if note else ""
+        ) + "contract version 1: trained on per-piece ids, stacks see whole strings"
+    return compare(
+        "serving: chat_template.jinja rendered and tokenised whole vs Reranker",
+        [ours[i] for i in keep],
+        rendered_prompt_scores(path, pairs),
+        tolerance,
+        gated=gated,
+        note=note,
+    )
+
+
+def cross_encoder_vs(
+    path: Path, tokenizer: Any, contract: Any, queries: list, docs: list, ours: Any, tolerance: float
+) -> Any:
+    """``CrossEncoder(path).predict`` (sentence-transformers, through the folder's chat template) vs ``Reranker``."""
+    from rerank_align.export.serving import sentence_transformers_scores
+
+    keep, pairs, note = _fitting_pairs(tokenizer, contract, queries, docs)
+    gated = contract.version >= 2
+    return compare(
+        "sentence-transformers CrossEncoder(path).predict vs Reranker",
+        [ours[i] for i in keep],
+        sentence_transformers_scores(path, pairs),
+        tolerance,
+        gated=gated,
+        note=note,
+    )
 
 
 def cross_encoder_parity(path: Path, queries: list, docs: list, tolerance: float) -> Any:

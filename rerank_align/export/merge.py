@@ -87,6 +87,13 @@ def check_head_saved(adapter_dir: Path, acfg: dict, contract: Any) -> None:
 def _same_model(a: str, b: str) -> bool:
     if a == b:
         return True
+    from rerank_align.scoring.modeling import resolve_model_path
+
+    # a packaged or prepared model's name (reranker.json) and its folder (adapter_config.json) are the same model
+    try:
+        a, b = resolve_model_path(a), resolve_model_path(b)
+    except RerankAlignError:
+        return False
     pa, pb = Path(a).expanduser(), Path(b).expanduser()
     return pa.exists() and pb.exists() and pa.resolve() == pb.resolve()
 
@@ -259,6 +266,13 @@ def merge(
         contract.save(tmp)
         if contract.architecture == "encoder":
             mark_cross_encoder(tmp)
+        # sentence-transformers / serving stacks read the prompt and the answer tokens from these files
+        yesno_text = contract.kind == "yesno" and contract.architecture == "causal"
+        if yesno_text:
+            from rerank_align.export.serving import write_chat_template, write_sentence_transformers_yesno
+
+            write_chat_template(tmp, contract)
+            write_sentence_transformers_yesno(tmp, contract)
         if recipe_path is not None:
             (tmp / f"recipe{recipe_path.suffix}").write_bytes(recipe_path.read_bytes())
         reloaded = Reranker.from_pretrained(tmp, device=device, dtype="float32")
@@ -281,6 +295,10 @@ def merge(
             from rerank_align.export.export import cross_encoder_parity
 
             report.add(cross_encoder_parity(tmp, queries, docs, tolerance))
+        if yesno_text:
+            from rerank_align.export.export import cross_encoder_vs
+
+            report.add(cross_encoder_vs(tmp, tokenizer, contract, queries, docs, saved, tolerance))
         enforce(report, "merge")
         source = {
             "operation": "merge",

@@ -1,12 +1,16 @@
-"""``rerank-align push <dir> --repo-id owner/name [--private] [--revision B] [--message M] [--dry-run]``.
+"""``rerank-align push <dir> --repo-id owner/name [--public] [--revision B] [--message M] [--dry-run]``.
 
-``huggingface_hub``'s ``create_repo`` (exist_ok) then ``upload_folder``. The token comes from the usual places
-(``HF_TOKEN``, then the token file written by ``hf auth login``) through ``huggingface_hub.get_token()``; it is
-passed to the client and never printed, logged or written. ``--endpoint`` (or ``HF_ENDPOINT``) selects the hub.
-``--dry-run`` lists what would be uploaded and contacts nothing.
+``huggingface_hub``'s ``create_repo`` (exist_ok; **private** unless ``--public``) then one ``create_commit`` with
+exactly the files listed by ``--dry-run``. The token comes from the usual places (``HF_TOKEN``, then the token file
+written by ``hf auth login``) through ``huggingface_hub.get_token()``; it is passed to the client and never printed,
+logged or written. ``--endpoint`` (or ``HF_ENDPOINT``) selects the hub. ``--dry-run`` lists what would be uploaded
+(and what is left out, with the reason) and contacts nothing.
 
-Only folders written by ``rerank_align`` (with ``reranker.json`` and a ``README.md`` card) are pushed; hidden files
-(``.*``, e.g. a leftover partial folder's marker) are never uploaded.
+Only folders written by ``rerank_align`` (with ``reranker.json`` and a ``README.md`` card) are pushed, and only the
+final model: training state (``checkpoint-*`` folders, optimizer / scheduler / scaler / RNG states,
+``trainer_state.json``, ``training_args.bin``, DeepSpeed ``global_step*`` shards, TensorBoard ``runs/``) and pickle
+files (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.pickle``, ``*.ckpt``: loading them runs code) are left out
+unless ``--include-training-state``; hidden files (``.*``) and ``__pycache__`` never go.
 """
 
 from __future__ import annotations
@@ -19,16 +23,49 @@ from typing import Any
 
 from rerank_align.errors import RerankAlignError
 
-IGNORE = [".*", "**/.*", "__pycache__/**", "**/__pycache__/**"]
+TRAINING_DIRS = ("checkpoint-*", "global_step*", "runs")
+TRAINING_FILES = (
+    "optimizer.*",
+    "scheduler.*",
+    "scaler.*",
+    "rng_state*",
+    "trainer_state.json",
+    "training_args.bin",
+    "latest",
+    "zero_to_fp32.py",
+)
+PICKLES = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 
 
-def files_to_upload(directory: Path) -> list[tuple[str, int]]:
+def left_out_reason(rel: Path, include_training_state: bool = False) -> str | None:
+    """Why ``rel`` (a path inside the folder) is not uploaded, or None when it is."""
+    from fnmatch import fnmatch
+
+    if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+        return "hidden"
+    if include_training_state:
+        return None
+    folder = next((p for p in rel.parts[:-1] if any(fnmatch(p, pat) for pat in TRAINING_DIRS)), None)
+    if folder is not None:
+        return f"training state: {folder}/"
+    if any(fnmatch(rel.name, pat) for pat in TRAINING_FILES):
+        return "training state"
+    if any(fnmatch(rel.name, pat) for pat in PICKLES):
+        return "pickle (loading it runs code)"
+    return None
+
+
+def files_to_upload(directory: Path, include_training_state: bool = False) -> list[tuple[str, int]]:
+    return [(rel, size) for rel, size, why in scan(directory, include_training_state) if why is None]
+
+
+def scan(directory: Path, include_training_state: bool = False) -> list[tuple[str, int, str | None]]:
+    """Every file of ``directory``: (relative path, size, reason it is left out or None)."""
     out = []
     for f in sorted(directory.rglob("*")):
-        rel = f.relative_to(directory)
-        if not f.is_file() or any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
-            continue
-        out.append((rel.as_posix(), f.stat().st_size))
+        if f.is_file():
+            rel = f.relative_to(directory)
+            out.append((rel.as_posix(), f.stat().st_size, left_out_reason(rel, include_training_state)))
     return out
 
 
@@ -55,19 +92,35 @@ def push(
     directory: str | os.PathLike,
     repo_id: str,
     *,
-    private: bool = False,
+    private: bool | None = None,
     revision: str | None = None,
     message: str | None = None,
     endpoint: str | None = None,
     dry_run: bool = False,
+    include_training_state: bool = False,
 ) -> dict[str, Any]:
+    """Upload the final model of ``directory`` (see the module docstring); ``private`` None means private."""
     directory = Path(directory)
     check_folder(directory)
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise RerankAlignError(f"bad --repo-id {repo_id!r}", hint="owner/name")
-    files = files_to_upload(directory)
+    private = True if private is None else private
+    listing = scan(directory, include_training_state)
+    files = [(rel, size) for rel, size, why in listing if why is None]
+    if not any(rel.endswith(".safetensors") for rel, _ in files):
+        raise RerankAlignError(
+            "no safetensors weights to upload",
+            where=str(directory),
+            hint="save the model with safe_serialization (pickled weights are left out)",
+        )
     message = message or f"Upload {directory.name} with rerank_align"
-    plan = {"repo_id": repo_id, "revision": revision or "main", "private": private, "files": files}
+    plan = {
+        "repo_id": repo_id,
+        "revision": revision or "main",
+        "private": private,
+        "files": files,
+        "left_out": [(rel, why) for rel, _, why in listing if why is not None and why != "hidden"],
+    }
     if dry_run:
         return plan
     from huggingface_hub import HfApi, constants, get_token
@@ -87,12 +140,15 @@ def push(
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         if revision and revision != "main":
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-        info = api.upload_folder(
+        from huggingface_hub import CommitOperationAdd
+
+        info = api.create_commit(
             repo_id=repo_id,
-            folder_path=str(directory),
-            revision=revision,
+            operations=[
+                CommitOperationAdd(path_in_repo=rel, path_or_fileobj=str(directory / rel)) for rel, _ in files
+            ],
             commit_message=message,
-            ignore_patterns=IGNORE,
+            revision=revision,
             repo_type="model",
         )
     except Exception as e:  # noqa: BLE001 - one line for the user, never the token
@@ -110,7 +166,14 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("directory")
     p.add_argument("--repo-id", required=True, help="owner/name")
-    p.add_argument("--private", action="store_true")
+    vis = p.add_mutually_exclusive_group()
+    vis.add_argument("--private", action="store_true", help="a private repository (the default)")
+    vis.add_argument("--public", action="store_true", help="a public repository")
+    p.add_argument(
+        "--include-training-state",
+        action="store_true",
+        help="also upload checkpoint-* folders, optimizer/scheduler/RNG states, training_args.bin and pickles",
+    )
     p.add_argument("--revision", help="branch to push to (created if missing); default main")
     p.add_argument("--message", help="commit message")
     p.add_argument("--endpoint", help="hub URL (default: HF_ENDPOINT or huggingface.co)")
@@ -121,17 +184,22 @@ def main(argv: list[str]) -> int:
     plan = push(
         args.directory,
         args.repo_id,
-        private=args.private,
+        private=not args.public,
         revision=args.revision,
         message=args.message,
         endpoint=args.endpoint,
         dry_run=args.dry_run,
+        include_training_state=args.include_training_state,
     )
     head = "would upload" if args.dry_run else "uploaded"
     vis = "private" if plan["private"] else "public"
     print(f"{head} {len(plan['files'])} files to {plan['repo_id']}@{plan['revision']} ({vis}):")
     for name, size in plan["files"]:
         print(f"  {name}  {size} bytes")
+    if plan["left_out"]:
+        print(f"left out {len(plan['left_out'])} files (--include-training-state to upload them):")
+        for name, why in plan["left_out"]:
+            print(f"  {name}  ({why})")
     if not args.dry_run:
         print(f"commit {plan.get('commit')}: {plan.get('commit_url') or plan.get('url')}")
     return 0

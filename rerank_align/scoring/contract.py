@@ -19,7 +19,9 @@ from typing import Any, Literal
 from rerank_align.errors import ContractError
 
 CONTRACT_FILE = "reranker.json"
-CONTRACT_VERSION = 1
+# 2: the prompt is tokenised as whole strings (``segments``, else the whole template); 1: each literal piece and
+# each field on its own (kept for models saved under version 1, see scoring/templates.py)
+CONTRACT_VERSION = 2
 
 Kind = Literal["yesno", "head", "listwise"]
 Architecture = Literal["causal", "encoder", "vlm"]
@@ -110,6 +112,8 @@ class ScoringContract:
     pair_truncation: Literal["longest_first", "only_second"] = "longest_first"
     list_format: ListFormat | None = None
     vision: VisionFormat | None = None
+    # the template cut where the tokenizer must see separate strings (concatenated: ``template``); None = one string
+    segments: list[str] | None = None
     version: int = CONTRACT_VERSION
 
     def __post_init__(self) -> None:
@@ -172,6 +176,18 @@ class ScoringContract:
             bad("vision", "a VLM reranker needs the vision section (image tokens and image processing)")
         if self.architecture != "encoder" and self.kind != "listwise" and not self.template:
             bad("template", "causal and VLM rerankers need a template with {query} and {document}")
+        if self.segments is not None and not self.template:
+            self.segments = None  # nothing to tokenise in pieces (encoders, listwise)
+        if self.segments is not None:
+            if "".join(self.segments) != (self.template or ""):
+                bad(
+                    "segments",
+                    "segments must concatenate to the template",
+                    "drop segments to tokenise it whole",
+                )
+            for f in ("{query}", "{document}"):
+                if sum(s.count(f) for s in self.segments) != 1:
+                    bad("segments", f"{f} must lie whole inside one segment")
         for key in ("max_query_length", "max_document_length", "max_length"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
                 bad(key, f"{key} must be a positive integer")
@@ -190,6 +206,8 @@ class ScoringContract:
             d["vision"] is None
         ):  # text contracts keep the exact JSON (and hash) they had before images existed
             del d["vision"]
+        if d["segments"] is None:  # one string: nothing to record
+            del d["segments"]
         d["formula_text"] = FORMULA_TEXT[self.formula]
         return d
 

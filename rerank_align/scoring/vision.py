@@ -132,8 +132,6 @@ class MultimodalPairEncoder(PairEncoder):
         self.image_cache_bytes = image_cache_bytes
         self._images: dict[str, tuple[torch.Tensor, tuple[int, int, int]]] = {}
         self._cached_bytes = 0
-        pieces = [p for p in self._pieces if isinstance(p, str)]
-        self._query_first = pieces.index("{query}") < pieces.index("{document}")
 
     def image(self, ref: str) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """``(pixel_values (patches, C·t·p·p) float32, (t, h, w))`` of one image file."""
@@ -162,14 +160,16 @@ class MultimodalPairEncoder(PairEncoder):
     def encode(self, queries: Sequence[str | dict], docs: Sequence[Doc]) -> list[dict[str, Any]]:
         if len(queries) != len(docs):
             raise ValueError(f"{len(queries)} queries but {len(docs)} documents")
-        c = self.contract
         q_texts, d_texts = self.texts(queries, docs)
-        q_ids = self._field_ids(q_texts, c.max_query_length, c.truncation_side["query"])
-        d_ids = self._field_ids(d_texts, c.max_document_length, c.truncation_side["document"])
+        q_files, d_files = [image_of(q) for q in queries], [image_of(d) for d in docs]
+        all_ids = self._prompt_ids(
+            q_texts,
+            d_texts,
+            [self.image_block(f) for f in q_files],
+            [self.image_block(f) for f in d_files],
+        )
         feats = []
-        for q, d, qr, dr in zip(q_ids, d_ids, queries, docs):
-            qi, di = image_of(qr), image_of(dr)
-            ids = self._assemble(q, d, self.image_block(qi), self.image_block(di))
+        for ids, qi, di in zip(all_ids, q_files, d_files):
             files = [f for f in ((qi, di) if self._query_first else (di, qi)) if f]
             feats.append({"input_ids": ids, "image_files": files})
         return feats

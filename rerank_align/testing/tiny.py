@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rerank_align.scoring.templates import PRESETS
+from rerank_align.testing.chat import CHATML
 from rerank_align.testing.synthetic import vocabulary
 
 SPECIAL_CAUSAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<bos>"]
@@ -71,6 +72,8 @@ def build_tiny_causal(
 
     path = Path(path)
     tok = train_causal_tokenizer()
+    # Qwen's chat format, so recipes with `template: chat` run on the tiny model too
+    tok.chat_template = CHATML
     common = dict(
         vocab_size=len(tok),
         hidden_size=hidden_size,

@@ -4,7 +4,13 @@
   next to the weights, after them;
 - ``evaluate()`` is the in-training *ranking* evaluation (rerank a dev run with the live model), not a loss loop;
 - a non-finite loss stops training with one line naming the step and the batch's example ids, after saving the
-  weights from before that step to ``checkpoint-fault-step<N>``.
+  weights from before that step to ``checkpoint-fault-step<N>``;
+- the model card is rerank_align's (export/card.py), written at every save: transformers' / TRL's auto card ("trained
+  from scratch on an unknown dataset") never replaces it, locally or on the hub;
+- ``training.push_to_hub`` goes through ``rerank-align push`` (export/push.py): the repository is private unless
+  ``hub_private_repo: false``; every push (each save with ``hub_strategy`` every_save / checkpoint, and the end of
+  training) uploads one saved model folder — weights, tokenizer, reranker.json, recipe.yaml and the card — never
+  optimizer / scheduler / RNG states, training_args.bin or checkpoint folders.
 """
 
 from __future__ import annotations
@@ -92,6 +98,74 @@ class RerankTrainerMixin:
                 image_processor(self.contract.vision).save_pretrained(out)
             if self.contract is not None:  # last: a folder without reranker.json is not a finished save
                 self.contract.save(out)
+                self._write_card(out)
+
+    # -- the model card and hub pushes ---------------------------------------------------------------------------
+    def _write_card(self, out: Path) -> None:
+        from rerank_align.export.card import write_card
+
+        recipe = out / "recipe.yaml"
+        name = (
+            Path(self.args.hub_model_id).name if self.args.hub_model_id else Path(self.args.output_dir).name
+        )
+        write_card(
+            out,
+            contract=self.contract,
+            source={"operation": "train", "name": name},
+            results=None,
+            recipe=recipe if recipe.is_file() else None,
+            data_files=None,
+        )
+
+    def create_model_card(self, *args: Any, **kwargs: Any) -> None:
+        """rerank_align's card instead of the auto-generated one (called by push_to_hub and TRL's checkpoint saves)."""
+        if self.contract is not None and self.is_world_process_zero():
+            self._write_card(Path(self.args.output_dir))
+
+    def _hub_repo_id(self) -> str:
+        repo_id = self.args.hub_model_id
+        if not repo_id or repo_id.count("/") != 1:
+            raise RerankAlignError(
+                f"training.push_to_hub needs training.hub_model_id as owner/name (got {repo_id!r})",
+                where="training.hub_model_id",
+                hint="e.g. hub_model_id: me/my-reranker",
+            )
+        return repo_id
+
+    def init_hf_repo(self, token: str | None = None, private: bool | None = None) -> None:
+        """Checked before training; the repository is created (private by default) at the first push."""
+        if self.is_world_process_zero():
+            self.hub_model_id = self._hub_repo_id()
+            self.push_in_progress = None
+
+    def _push_folder(self, folder: Path, message: str) -> Any:
+        from rerank_align.export.push import push
+
+        private = self.args.hub_private_repo
+        return push(
+            folder,
+            self._hub_repo_id(),
+            private=True if private is None else bool(private),
+            revision=self.args.hub_revision,
+            message=message,
+        )
+
+    def push_to_hub(self, commit_message: str | None = "End of training", **kwargs: Any) -> Any:
+        """Save the final model (weights, tokenizer, recipe.yaml, reranker.json, card) and push that folder only."""
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        return self._push_folder(Path(self.args.output_dir), commit_message or "End of training")
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """A save during training: push that checkpoint's model files (never its optimizer or RNG state)."""
+        from transformers.trainer_utils import HubStrategy
+
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        folder = Path(checkpoint_folder)
+        if (folder / "reranker.json").is_file():
+            self._push_folder(folder, f"Training in progress, step {self.state.global_step}")
 
     def evaluate(
         self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"

