@@ -46,7 +46,17 @@ def main() -> int:
 
     console = Console()
     out = Path(args.out)
+    # A rerun replaces what an earlier quickstart wrote there (its marker says so); any other non-empty folder is
+    # not ours to overwrite.
+    marker = out / ".rerank-align-quickstart"
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not marker.exists())):
+        from rerank_align.errors import RerankAlignError
+
+        raise RerankAlignError(
+            "exists and was not written by the quickstart", where=f"--out {out}", hint="choose another --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     depth = 5 if args.smoke else 20
     t0 = time.time()
     steps: dict[str, float] = {}
@@ -72,7 +82,7 @@ def main() -> int:
             "--teacher", f"run:{out / 'bm25_train.run'}",
             "--beir", "data/scifact", "--split", "train", "--run", str(out / "bm25_train.run"),
             "--depth", str(depth), "--out", str(out / "teacher.jsonl"),
-            "--max-length", "128",
+            "--max-length", "128", "--overwrite",
             *(["--max-queries", "8"] if args.smoke else []),
         ]
     )  # fmt: skip
