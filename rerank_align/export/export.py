@@ -75,6 +75,7 @@ def plain_transformers_scores(path: Path, queries: list, docs: list, batch_size:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from rerank_align.export.card import encode_pair
+    from rerank_align.export.serving import right_padded_logits
 
     contract = json.loads((path / "reranker.json").read_text(encoding="utf-8"))
     tok = AutoTokenizer.from_pretrained(str(path))
@@ -86,11 +87,7 @@ def plain_transformers_scores(path: Path, queries: list, docs: list, batch_size:
             encode_pair(tok, contract, q, d)
             for q, d in zip(queries[i : i + batch_size], docs[i : i + batch_size])
         ]
-        n = max(map(len, rows))
-        ids = torch.tensor([r + [pad] * (n - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows])
-        with torch.no_grad():
-            out.append(model(input_ids=ids, attention_mask=mask).logits[:, 0].float().numpy())
+        out.append(right_padded_logits(model, rows, pad))
     return np.concatenate(out).astype("float64")
 
 

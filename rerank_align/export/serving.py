@@ -155,6 +155,17 @@ def sentence_transformers_scores(path: Path, pairs: list[tuple[str, str]]) -> An
     return ce.predict(pairs, batch_size=8, convert_to_numpy=True).astype("float64")
 
 
+def right_padded_logits(model: Any, rows: list[list[int]], pad: int) -> Any:
+    """A seq-cls model's first logit for each id list, batched with right padding (as a serving stack would)."""
+    import torch
+
+    n = max(map(len, rows))
+    ids = torch.tensor([r + [pad] * (n - len(r)) for r in rows])
+    mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows])
+    with torch.no_grad():
+        return model(input_ids=ids, attention_mask=mask).logits[:, 0].float().numpy()
+
+
 def rendered_prompt_scores(path: Path, pairs: list[tuple[str, str]], batch_size: int = 8) -> Any:
     """Scores of a seq-cls folder read the way a serving stack with a score template reads it: the folder's
     ``chat_template.jinja`` rendered over the query / document messages, the rendered string tokenised whole, right
@@ -177,9 +188,5 @@ def rendered_prompt_scores(path: Path, pairs: list[tuple[str, str]], batch_size:
                 tokenize=False,
             )
             rows.append(tok(text, add_special_tokens=False)["input_ids"])
-        n = max(map(len, rows))
-        ids = torch.tensor([r + [pad] * (n - len(r)) for r in rows])
-        mask = torch.tensor([[1] * len(r) + [0] * (n - len(r)) for r in rows])
-        with torch.no_grad():
-            out.append(model(input_ids=ids, attention_mask=mask).logits[:, 0].float().numpy())
+        out.append(right_padded_logits(model, rows, pad))
     return np.concatenate(out).astype("float64")

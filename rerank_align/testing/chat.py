@@ -14,30 +14,6 @@ CHATML = (
 def build_tiny_chat_llama(path, *, hidden_size: int = 64, num_layers: int = 2, seed: int = 0):
     """A tiny ``LlamaForCausalLM`` (SmolLM2's architecture, tied embeddings) with the tiny byte-level tokenizer and
     :data:`CHATML`, saved to ``path``; for smoke runs of the SmolLM2 paths."""
-    from pathlib import Path
+    from rerank_align.testing.tiny import build_tiny_causal
 
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from rerank_align.testing.tiny import train_causal_tokenizer
-
-    path = Path(path)
-    tok = train_causal_tokenizer()
-    tok.chat_template = CHATML
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=1024,
-        tie_word_embeddings=True,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-    )
-    torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
-    tok.save_pretrained(path)
-    return path
+    return build_tiny_causal(path, arch="llama", hidden_size=hidden_size, num_layers=num_layers, seed=seed)

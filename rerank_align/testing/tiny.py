@@ -93,6 +93,9 @@ def build_tiny_causal(
     elif arch == "qwen2":
         config = transformers.Qwen2Config(**common)
         cls = transformers.Qwen2ForCausalLM
+    elif arch == "llama":  # SmolLM2's architecture
+        config = transformers.LlamaConfig(**common)
+        cls = transformers.LlamaForCausalLM
     else:
         raise ValueError(f"unknown tiny arch {arch!r}")
     torch.manual_seed(seed)
