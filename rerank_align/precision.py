@@ -17,6 +17,8 @@ import os
 import sys
 from typing import Any
 
+from rerank_align.errors import RerankAlignError
+
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 ENV_OVERRIDE = "RERANK_ALIGN_NATIVE_BF16"
 
@@ -33,8 +35,6 @@ def native_bf16(device: Any = "cpu") -> bool:
     forced = os.environ.get(ENV_OVERRIDE)
     if forced is not None and forced.strip() != "":
         if forced.strip() not in ("0", "1"):
-            from rerank_align.errors import RerankAlignError
-
             raise RerankAlignError(
                 f"{ENV_OVERRIDE}={forced!r} is not 0 or 1",
                 where=ENV_OVERRIDE,
@@ -67,8 +67,6 @@ def resolve(precision: str | bool | None, device: Any = "cpu") -> str:
     if precision is False:
         return "float32"
     if precision not in PRECISIONS:
-        from rerank_align.errors import RerankAlignError
-
         raise RerankAlignError(f"unknown precision {precision!r}", hint="auto, float32, bfloat16 or float16")
     return str(precision)
 
