@@ -50,6 +50,24 @@ def minilm_reranker(max_length: int, batch_size: int, autocast: bool = False):
     return rr
 
 
+def plain_and_prefix_rerankers(model, tok, contract, batch_size: int):
+    """The plain path and the prefix-KV-reuse path over one model, both float32 (compared with naive forwards)."""
+    from rerank_align.scoring import Reranker
+
+    return tuple(
+        Reranker(
+            model,
+            tok,
+            contract,
+            device="cpu",
+            batch_size=batch_size,
+            reuse_prefix=reuse,
+            autocast_dtype="float32",
+        )
+        for reuse in (False, True)
+    )
+
+
 def save_for_st(rr) -> str:
     tmp = tempfile.mkdtemp(prefix="bench-minilm-")
     rr.model.save_pretrained(tmp)
@@ -226,7 +244,7 @@ def bench_yesno(a: argparse.Namespace) -> dict:
     import numpy as np
     import torch
 
-    from rerank_align.scoring import PairEncoder, Reranker, ScoringContract, build_contract
+    from rerank_align.scoring import PairEncoder, ScoringContract, build_contract
 
     model, tok = small_causal(a.vocab, a.hidden, a.layers)
     contract = build_contract(
@@ -259,16 +277,7 @@ def bench_yesno(a: argparse.Namespace) -> dict:
             out.append(two[:, 0])
         return torch.cat(out).numpy()
 
-    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, autocast_dtype="float32")
-    rrp = Reranker(
-        model,
-        tok,
-        contract,
-        device="cpu",
-        batch_size=a.batch_size,
-        reuse_prefix=True,
-        autocast_dtype="float32",
-    )
+    rr, rrp = plain_and_prefix_rerankers(model, tok, contract, a.batch_size)
 
     def ours():
         rr.encoder._cache.clear()
@@ -557,23 +566,14 @@ def bench_prefix(a: argparse.Namespace) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from rerank_align.scoring import Reranker, build_contract
+    from rerank_align.scoring import build_contract
 
     model, tok = small_causal(a.vocab, a.hidden, a.layers)
     contract = build_contract(
         tok, base_model="bench-qwen3", kind="yesno", architecture="causal", template="qwen3",
         max_query_length=64, max_document_length=a.doc_tokens, max_length=1024,
     )  # fmt: skip
-    rr = Reranker(model, tok, contract, device="cpu", batch_size=a.batch_size, autocast_dtype="float32")
-    rrp = Reranker(
-        model,
-        tok,
-        contract,
-        device="cpu",
-        batch_size=a.batch_size,
-        reuse_prefix=True,
-        autocast_dtype="float32",
-    )
+    rr, rrp = plain_and_prefix_rerankers(model, tok, contract, a.batch_size)
     res = {}
     for k in a.ks:
         pairs = common.scifact_pairs(a.queries, k)

@@ -73,12 +73,14 @@ def score_teacher(
 ) -> dict[str, dict[str, float]]:
     """Scores of one teacher for every candidate pair. ``precision``: the precision policy
     (rerank_align/precision.py) for model teachers; ``auto`` = bf16 only where the hardware runs it natively."""
-    import contextlib
-
-    import torch
-
-    from rerank_align.precision import autocast_dtype, log_resolution, resolve
+    from rerank_align.precision import autocast, log_resolution, resolve
     from rerank_align.scoring.modeling import resolve_model_path
+
+    def st_precision() -> Any:
+        """The sentence-transformers teachers (CPU) run under the resolved precision, said once."""
+        resolved = resolve(precision, "cpu")
+        log_resolution(f"label {spec}", precision, resolved, "cpu")
+        return autocast(resolved, "cpu")
 
     kind, _, path = spec.partition(":")
     if kind in ("crossencoder", "biencoder"):
@@ -110,11 +112,7 @@ def score_teacher(
 
         ce = CrossEncoder(path, device="cpu", max_length=max_length)
         texts = [(queries[q], format_document(corpus[d], "{title} {text}")) for q, d in flat]
-        resolved = resolve(precision, "cpu")
-        log_resolution(f"label {spec}", precision, resolved, "cpu")
-        dtype = autocast_dtype(resolved)
-        amp = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with amp:
+        with st_precision():
             scores = ce.predict(texts, batch_size=batch_size, show_progress_bar=True)
     elif kind == "biencoder":
         from sentence_transformers import SentenceTransformer
@@ -127,11 +125,7 @@ def score_teacher(
         qids = list(pairs)
         dids = sorted({d for _, d in flat})
         docs = [format_document(corpus[d], "{title} {text}") for d in dids]
-        resolved = resolve(precision, "cpu")
-        log_resolution(f"label {spec}", precision, resolved, "cpu")
-        dtype = autocast_dtype(resolved)
-        amp = torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
-        with amp:
+        with st_precision():
             q_vecs = model.encode(
                 [queries[q] for q in qids], normalize_embeddings=True, batch_size=batch_size
             )

@@ -78,6 +78,18 @@ def autocast_dtype(resolved: str) -> Any:
     return None if resolved == "float32" else getattr(torch, resolved)
 
 
+def autocast(resolved: str, device: Any = "cpu") -> Any:
+    """``torch.autocast`` in ``resolved`` precision on ``device``'s type; a no-op context for float32."""
+    import contextlib
+
+    import torch
+
+    dtype = autocast_dtype(resolved)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type(device), dtype=dtype)
+
+
 def describe(device: Any = "cpu") -> dict[str, Any]:
     """What the probe saw, for results JSON: the device, whether bf16 is native, and whether it was forced."""
     import torch

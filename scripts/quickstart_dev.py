@@ -27,14 +27,15 @@ N_DEV = 100
 WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
 
 
-def split() -> tuple[Path, Path]:
-    """``train/`` (qrels/train.tsv without the dev queries) and ``dev/`` (their qrels as qrels/test.tsv)."""
+def split(out: Path = OUT, n_dev: int = N_DEV) -> tuple[Path, Path]:
+    """``out/train/`` (qrels/train.tsv without ``n_dev`` seeded dev queries) and ``out/dev/`` (their qrels as
+    qrels/test.tsv); corpus and queries are links to data/scifact."""
     from rerank_align.data import load_beir
 
     src = REPO / "data" / "scifact"
     qids = sorted(load_beir(src, split="train").qrels)
-    dev = set(random.Random(0).sample(qids, N_DEV))
-    folders = {"train": (OUT / "train", "train.tsv", False), "dev": (OUT / "dev", "test.tsv", True)}
+    dev = set(random.Random(0).sample(qids, n_dev))
+    folders = {"train": (out / "train", "train.tsv", False), "dev": (out / "dev", "test.tsv", True)}
     for folder, name, keep_dev in folders.values():
         (folder / "qrels").mkdir(parents=True, exist_ok=True)
         for f in ("corpus.jsonl", "queries.jsonl"):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -35,22 +34,11 @@ WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def split() -> tuple[Path, Path]:
-    """``train/`` (qrels/train.tsv without the dev claims) and ``dev/`` (their qrels as qrels/test.tsv)."""
-    from rerank_align.data import load_beir
+    """The quickstart's dev split (scripts/quickstart_dev.py) with ``N_DEV`` held-out claims, under ``OUT``."""
+    sys.path.insert(0, str(REPO / "scripts"))
+    from quickstart_dev import split as dev_split
 
-    src = REPO / "data" / "scifact"
-    qids = sorted(load_beir(src, split="train").qrels)
-    dev = set(random.Random(0).sample(qids, N_DEV))
-    folders = {"train": (OUT / "train", "train.tsv", False), "dev": (OUT / "dev", "test.tsv", True)}
-    for folder, name, keep_dev in folders.values():
-        (folder / "qrels").mkdir(parents=True, exist_ok=True)
-        for f in ("corpus.jsonl", "queries.jsonl"):
-            if not (folder / f).exists():
-                (folder / f).symlink_to(src / f)
-        lines = (src / "qrels" / "train.tsv").read_text().splitlines(keepends=True)
-        kept = [ln for ln in lines[1:] if (ln.split("\t")[0] in dev) == keep_dev]
-        (folder / "qrels" / name).write_text(lines[0] + "".join(kept))
-    return folders["train"][0], folders["dev"][0]
+    return dev_split(OUT, N_DEV)
 
 
 def main() -> int:

@@ -174,7 +174,6 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
         )
         info["path"] = path
         info["contract_fields"] = dict(spec.contract)
-    rr.set_precision(spec.precision)
     if rr.precision != "float32":  # float32 keeps the fingerprint (and score cache) of earlier float32 runs
         rr.fingerprint = f"{rr.fingerprint}+autocast-{rr.precision}"
     info["precision"] = rr.precision
