@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rerank_align.config.strict import field
+from rerank_align.scoring.quantization import QuantizationConfig
+from rerank_align.strict import field
 
 
 @dataclass(frozen=True)
@@ -242,19 +243,6 @@ class PeftConfig:
     )
     modules_to_save: list[str] = field(
         [], help="Extra modules trained in full and saved (e.g. 'score' for a head)."
-    )
-
-
-@dataclass
-class QuantizationConfig:
-    load_in_4bit: bool = field(False, help="QLoRA: load the base in 4-bit (bitsandbytes).")
-    quant_type: Literal["nf4", "fp4"] = field("nf4", help="4-bit data type.")
-    compute_dtype: Literal["float32", "bfloat16", "float16"] = field(
-        "bfloat16", help="Compute dtype of 4-bit layers."
-    )
-    double_quant: bool = field(True, help="Quantise the quantisation constants too.")
-    quant_storage: Literal["uint8", "float32", "bfloat16", "float16"] = field(
-        "uint8", help="Storage dtype of 4-bit weights; must equal compute_dtype under ZeRO-3 / FSDP."
     )
 
 

@@ -24,6 +24,10 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from rerank_align.data.jsonl import write_validated_jsonl
+from rerank_align.data.records import validate_preference
+from rerank_align.scoring.listwise_format import parse_permutation
+
 
 def ndcg(perm: Sequence[int], gains: Sequence[float], k: int = 10) -> float:
     """nDCG@k of ranking ``perm`` (indices best first) with graded ``gains`` per index (gain ``2^g - 1``)."""
@@ -55,12 +59,10 @@ def sample_permutations(
     temperature: float = 1.0,
     batch_size: int = 8,
 ) -> list[list[list[int]]]:
-    """``k`` sampled permutations per list from a :class:`~rerank_align.listwise.inference.ListwiseRanker`'s model
+    """``k`` sampled permutations per list from a :class:`~rerank_align.scoring.listwise.ListwiseRanker`'s model
     (one full-list prompt each, ``do_sample`` at ``temperature``; outputs parsed and repaired as at inference).
     Draws from torch's global generator (seed it for reproducible samples)."""
     import torch
-
-    from rerank_align.listwise.format import parse_permutation
 
     b = ranker.builder
     f = ranker.fmt
@@ -163,7 +165,4 @@ def pointwise_preferences(records: Sequence[dict], *, pairs_per_query: int = 1, 
 
 def write_preference_records(records: Sequence[dict], path: str) -> None:
     """Validate every record (DESIGN §2 preference format), then write the JSONL atomically."""
-    from rerank_align.data.jsonl import write_validated_jsonl
-    from rerank_align.data.records import validate_preference
-
     write_validated_jsonl(records, path, validate_preference)

@@ -317,12 +317,3 @@ class PairEncoder:
             out[key] = torch.from_numpy(rows)
         out["attention_mask"] = torch.from_numpy(valid.astype(np.int64))
         return out
-
-
-def pair_encoder(tokenizer: Any, contract: ScoringContract) -> PairEncoder:
-    """The encoder for ``contract``: a VLM contract (``vision`` set) reads images too (scoring/vision.py)."""
-    if contract.vision is not None:
-        from rerank_align.scoring.vision import MultimodalPairEncoder
-
-        return MultimodalPairEncoder(tokenizer, contract)
-    return PairEncoder(tokenizer, contract)

@@ -24,10 +24,10 @@ from typing import Any, Literal
 import torch
 
 from rerank_align.errors import ContractError
-from rerank_align.listwise.format import first_tokens
-from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.losses.ltr import ranknet
 from rerank_align.losses.token_weights import fullrank_token_weights, token_logps, weighted_token_nll
+from rerank_align.scoring.listwise_format import first_tokens
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.common import RerankTrainerMixin
 
 Method = Literal["fullrank", "first"]

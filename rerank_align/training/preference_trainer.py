@@ -30,9 +30,15 @@ from typing import Any
 import torch
 
 from rerank_align.errors import RecipeError, RerankAlignError
-from rerank_align.listwise.format import render_identifier
-from rerank_align.listwise.preference import gains_of, ndcg
-from rerank_align.listwise.prompt import ListPromptBuilder
+from rerank_align.listwise.preference import (
+    gains_of,
+    ndcg,
+    pointwise_preferences,
+    preferences_from_qrels,
+    preferences_from_samples,
+    preferences_from_student_samples,
+    sample_permutations,
+)
 from rerank_align.losses.preference import (
     adpa_loss,
     dckd_loss,
@@ -40,7 +46,11 @@ from rerank_align.losses.preference import (
     plackett_luce_dpo,
 )
 from rerank_align.losses.token_weights import token_logps
+from rerank_align.scoring.listwise import ListwiseRanker
+from rerank_align.scoring.listwise_format import render_identifier
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.common import RerankTrainerMixin
+from rerank_align.training.ranking_eval import scoring_mode
 
 # --------------------------------------------------------------------------------------------------------------
 # encoding
@@ -313,9 +323,6 @@ def generate_rankings(model: Any, builder: ListPromptBuilder, records: Sequence[
     """Greedy full-list rankings of ``records`` by ``model`` (listwise inference, one window per list). The model
     stays in train mode with dropout off (an eval-mode forward of a 4-bit model on CPU breaks the next training
     step; DPOTrainer disables dropout anyway, so this is the eval-mode function)."""
-    from rerank_align.listwise.inference import ListwiseRanker
-    from rerank_align.training.ranking_eval import scoring_mode
-
     ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
     with scoring_mode(model, keep_train_mode=True):
         res = ranker.rank_lists(
@@ -570,9 +577,6 @@ def _policy_samples(
     model: Any, builder: ListPromptBuilder, records: Sequence[dict], mc: Any, k: int | None = None
 ) -> list:
     """``k`` (default ``mc.num_samples``) permutations per record sampled from the current listwise policy."""
-    from rerank_align.listwise.inference import ListwiseRanker
-    from rerank_align.listwise.preference import sample_permutations
-
     ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
     return sample_permutations(
         ranker,
@@ -589,13 +593,6 @@ def preference_records(
     """Preference records as given (``data.train_file``), or built from list records: from the graded qrels, or,
     with ``method.preference_source: samples``, against the farthest of permutations sampled from ``model``, or,
     with ``student``, against one permutation sampled from ``model`` as it is (ADPA's released semantics)."""
-    from rerank_align.listwise.preference import (
-        pointwise_preferences,
-        preferences_from_qrels,
-        preferences_from_samples,
-        preferences_from_student_samples,
-    )
-
     if not records or "chosen" in records[0]:
         return records
     mc = recipe.method

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_align.testing.learnability import OBJECTIVES, applicable, run_objective
+from rerank_align_testing.learnability import OBJECTIVES, applicable, run_objective
 
 ACCEPTANCE = [(model, obj) for model in ("causal", "bert") for obj in applicable(model)]
 

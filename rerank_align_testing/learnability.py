@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rerank_align.testing.synthetic import make_task, vocabulary, write_beir
-from rerank_align.testing.tiny import build_tiny_bert, build_tiny_causal
+from rerank_align_testing.synthetic import make_task, vocabulary, write_beir
+from rerank_align_testing.tiny import build_tiny_bert, build_tiny_causal
 
 
 @dataclass(frozen=True)
