@@ -1,4 +1,9 @@
-"""``rerank-align`` command line. Heavy libraries are imported inside each subcommand, so ``--help`` is instant."""
+"""``rerank-align`` command line.
+
+Each subcommand imports its own module when it runs (the one group of lazy internal imports at this layer), so
+``--help`` loads no torch; docs/architecture.md lists every import kept lazy and why. Errors become one line in
+:func:`rerank_align.errors.guarded`, which ``python -m rerank_align.<command>`` shares (``errors.run_main``).
+"""
 
 from __future__ import annotations
 

@@ -43,10 +43,6 @@ class ContractError(RerankAlignError):
     """A reranker.json that does not match its model or tokenizer."""
 
 
-class NotBuiltError(RerankAlignError):
-    """A CLI subcommand whose feature does not exist yet."""
-
-
 def where(path: object, line: int | None = None) -> str:
     """``file:line`` for messages (line is 1-based)."""
     return f"{path}:{line}" if line is not None else str(path)

@@ -24,7 +24,7 @@ from rerank_align.data.bm25 import first_stage
 from rerank_align.data.formats import read_records, source_kind
 from rerank_align.data.hf import hub_offline, looks_like_hub_id
 from rerank_align.data.teachers import attach, ensemble, read_teacher_file
-from rerank_align.errors import InputError, NotBuiltError, RecipeError, RerankAlignError, run_main
+from rerank_align.errors import InputError, RecipeError, RerankAlignError, run_main
 from rerank_align.io import check_output, check_safetensors, write_json
 from rerank_align.listwise.labels import load_list_training_records
 from rerank_align.losses import SCORE_LOSSES
@@ -140,7 +140,7 @@ def load_training_records(recipe: Recipe) -> list[dict]:
 
 
 def load_preference_records(recipe: Recipe) -> list[dict]:
-    """Preference records of ``data.train_file`` (DESIGN §2), at most ``data.max_train_samples`` of them."""
+    """Preference records of ``data.train_file`` (docs/design.md §2), at most ``data.max_train_samples`` of them."""
     d = recipe.data
     records = read_records(d.train_file, "preference", d.format, split=d.split, config=d.dataset_config)
     n = recipe.data.max_train_samples
@@ -378,8 +378,6 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
 
     spec = recipe.spec
     offline_trackers(recipe)
-    if not spec.built or spec.trainer not in TRAINERS:
-        raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
     preflight_models(recipe)
     preflight_data(recipe)
     preflight(recipe, overwrite=overwrite)

@@ -1,4 +1,4 @@
-"""Recipes are data (DESIGN §5): YAML → typed dataclasses, strictly.
+"""Recipes are data (docs/design.md §5): YAML → typed dataclasses, strictly.
 
 Each field is documented once, here, in its ``help``; ``docs/recipes.md`` is generated from these dataclasses
 (``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``Recipe.check()`` at parse
@@ -22,7 +22,6 @@ class MethodSpec:
     trainer: str
     args_class: str  # "TrainingArguments" | "SFTConfig" | "DPOConfig"
     listwise: bool = False
-    built: bool = True
 
 
 # A plain dict, not a registry: the train entry point reads it top to bottom.
@@ -51,7 +50,7 @@ class ModelConfig:
     )
     kind: Literal["yesno", "head", "listwise"] = field(
         "yesno",
-        help="Scoring kind (DESIGN §1): yes/no answer token, single-logit head, or listwise permutation.",
+        help="Scoring kind (docs/design.md §1): yes/no answer token, single-logit head, or listwise permutation.",
     )
     architecture: Literal["auto", "causal", "encoder", "vlm"] = field(
         "auto", help="Model family; 'auto' reads model_type from the base model's config.json."

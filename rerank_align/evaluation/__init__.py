@@ -1,4 +1,4 @@
-"""Evaluation harness (DESIGN §6): rerank real first-stage runs, compare systems, test significance, report.
+"""Evaluation harness (docs/design.md §6): rerank real first-stage runs, compare systems, test significance, report.
 
 Heavy libraries (ir-measures, scipy, matplotlib, torch, sentence-transformers) are imported inside functions.
 """

@@ -12,7 +12,7 @@ Sources:
   pass, as used to label RankGPT / RankZephyr data, orders only the head; this orders all N.
 
 Records are ``{"qid", "query", "docs", "ranking", "labels"?}`` with ``docs`` in first-stage order and ``ranking``
-the 0-based indices best first (DESIGN §2).
+the 0-based indices best first (docs/design.md §2).
 """
 
 from __future__ import annotations

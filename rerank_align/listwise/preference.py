@@ -1,4 +1,4 @@
-"""Preference data for listwise rerankers (DESIGN §2 preference records ``{"query", "docs", "chosen", "rejected"}``).
+"""Preference data for listwise rerankers (docs/design.md §2 preference records ``{"query", "docs", "chosen", "rejected"}``).
 
 Builders:
 
@@ -164,5 +164,5 @@ def pointwise_preferences(records: Sequence[dict], *, pairs_per_query: int = 1, 
 
 
 def write_preference_records(records: Sequence[dict], path: str) -> None:
-    """Validate every record (DESIGN §2 preference format), then write the JSONL atomically."""
+    """Validate every record (docs/design.md §2 preference format), then write the JSONL atomically."""
     write_validated_jsonl(records, path, validate_preference)

@@ -1,4 +1,4 @@
-"""The scoring contract (DESIGN §1), saved next to the weights as ``reranker.json``.
+"""The scoring contract (docs/design.md §1), saved next to the weights as ``reranker.json``.
 
 Everything that turns (query, document) into a score is written here literally — template strings, answer tokens
 and their ids, the score formula, per-field max lengths and truncation sides, padding side, the list identifier

@@ -1,4 +1,4 @@
-"""The one scoring forward pass (DESIGN §1): a tokenised batch → one score per pair.
+"""The one scoring forward pass (docs/design.md §1): a tokenised batch → one score per pair.
 
 Used verbatim by the score trainer and by ``Reranker``; nothing else computes scores.
 

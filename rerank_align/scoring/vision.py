@@ -1,4 +1,4 @@
-"""Images under the scoring contract (DESIGN §1): the Qwen2-VL / Qwen2.5-VL family as a ``yesno`` reranker, with
+"""Images under the scoring contract (docs/design.md §1): the Qwen2-VL / Qwen2.5-VL family as a ``yesno`` reranker, with
 text and/or an image on either side of the pair (a single-logit ``head`` on a VLM and listwise VLMs are not built).
 
 The prompt is the text template; a field (query or document) that carries an image gets the image block the

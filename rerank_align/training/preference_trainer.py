@@ -1,4 +1,4 @@
-"""Preference alignment of listwise rerankers on TRL ``DPOTrainer`` (DESIGN §4): DPO, IRPO, Plackett-Luce DPO,
+"""Preference alignment of listwise rerankers on TRL ``DPOTrainer`` (docs/design.md §4): DPO, IRPO, Plackett-Luce DPO,
 ADPA and DCKD.
 
 Every sequence is ``prompt + answer``, where the prompt is the contract's list prompt (``ListPromptBuilder``, the ids

@@ -1,4 +1,4 @@
-"""Preference builders: from samples (farthest by nDCG), from qrels, pointwise; all valid DESIGN §2 records; the
+"""Preference builders: from samples (farthest by nDCG), from qrels, pointwise; all valid docs/design.md §2 records; the
 sampler draws real permutations from a listwise model; IRPO items are the identifiers' tokens."""
 
 from __future__ import annotations

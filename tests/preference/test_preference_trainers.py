@@ -1,4 +1,4 @@
-"""Preference trainers (issue 8): one IRPO step with one relevant and one other item is one DPO step; ADPA / DCKD
+"""Preference trainers: one IRPO step with one relevant and one other item is one DPO step; ADPA / DCKD
 refuse a teacher of another vocabulary; the teachers' precomputed top-k equals the on-the-fly one; every method
 trains through the recipe path with LoRA and with QLoRA."""
 

@@ -1,4 +1,4 @@
-"""Learnability of the score objectives on the synthetic task (issue 4; table and commands: docs/learnability.md).
+"""Learnability of the score objectives on the synthetic task (table and commands: docs/learnability.md).
 
 Default run: two representative objectives (InfoNCE on the tiny BERT, LambdaLoss on the tiny causal LM) on a
 reduced task must lift held-out nDCG@10 well above its untrained value. Slow run (the acceptance check): every
