@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import random
 import re
 import sys
 import time
@@ -19,14 +18,11 @@ from typing import Any
 from rerank_align.config import Recipe, load_recipe
 from rerank_align.config.load import model_architecture, training_args_class
 from rerank_align.config.recipe import POINTWISE_LOSSES
-from rerank_align.data import groups_from_run, load_beir
-from rerank_align.data.bm25 import first_stage
-from rerank_align.data.formats import read_records, source_kind
+from rerank_align.data.formats import source_kind
 from rerank_align.data.hf import hub_offline, looks_like_hub_id
-from rerank_align.data.teachers import attach, ensemble, read_teacher_file
-from rerank_align.errors import InputError, RecipeError, RerankAlignError, run_main
+from rerank_align.data.training_records import training_records
+from rerank_align.errors import RecipeError, RerankAlignError, run_main
 from rerank_align.io import check_output, check_safetensors, write_json
-from rerank_align.listwise.labels import load_list_training_records
 from rerank_align.losses import SCORE_LOSSES
 from rerank_align.models.packaged import resolve_prepared
 from rerank_align.precision import log_resolution, resolve
@@ -79,16 +75,6 @@ def _min_negatives(recipe: Recipe) -> int:
     return 1
 
 
-def _check_negatives(records: list[dict], source: str, needed: int) -> None:
-    for i, rec in enumerate(records, start=1):
-        if len(rec["negatives"]) < needed:
-            raise InputError(
-                f"group has {len(rec['negatives'])} negatives; this method needs at least {needed}",
-                where=f"{source}: record {i}",
-                hint="add negatives (rerank-align mine) or drop the record",
-            )
-
-
 def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str, bool], str]:
     """``bf16`` / ``fp16`` for TrainingArguments from the recipe's values, and the resolved precision's name.
 
@@ -105,50 +91,20 @@ def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str,
     return {"bf16": resolved == "bfloat16", "fp16": resolved == "float16"}, resolved
 
 
+def record_kind(recipe: Recipe) -> str:
+    """The records a recipe trains on: preference methods read preference records, or build their pairs from
+    list records (qrels or samples)."""
+    spec = recipe.spec
+    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
+        return "preference"
+    return "list" if spec.data in ("list", "preference") else "group"
+
+
 def load_training_records(recipe: Recipe) -> list[dict]:
-    """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
-    d = recipe.data
-    teacher = None
-    if d.teacher_files:
-        teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
-    if d.train_file:
-        records = read_records(d.train_file, "group", d.format, split=d.split, config=d.dataset_config)
-        _check_negatives(records, d.train_file, _min_negatives(recipe))
-        if teacher is not None:
-            records = attach(records, teacher, source=", ".join(d.teacher_files))
-    else:
-        col = load_beir(d.beir, split=d.split)
-        run = first_stage(col, d.run, depth=d.depth)
-        records = groups_from_run(
-            col,
-            run,
-            num_negatives=d.num_negatives,
-            depth=d.depth,
-            sampling=d.sampling,
-            teacher_scores=teacher,
-            teacher_margin=d.teacher_margin,
-            teacher_ratio=d.teacher_ratio,
-            grade_negatives=d.grade_negatives,
-            graded_labels=d.graded_labels,
-            seed=recipe.seed,
-        )
-    if d.max_train_samples is not None and len(records) > d.max_train_samples:
-        records = random.Random(recipe.seed).sample(records, d.max_train_samples)
-    if not records:
-        raise RerankAlignError("no training records", where="data", hint="check the qrels split and the run")
-    return records
-
-
-def load_preference_records(recipe: Recipe) -> list[dict]:
-    """Preference records of ``data.train_file`` (docs/design.md §2), at most ``data.max_train_samples`` of them."""
-    d = recipe.data
-    records = read_records(d.train_file, "preference", d.format, split=d.split, config=d.dataset_config)
-    n = recipe.data.max_train_samples
-    if n is not None and len(records) > n:
-        records = random.Random(recipe.seed).sample(records, n)
-    if not records:
-        raise RerankAlignError("no preference records", where="data.train_file")
-    return records
+    """The recipe's training records (group, list or preference; ``rerank_align.data.training_records``)."""
+    return training_records(
+        recipe.data, record_kind(recipe), seed=recipe.seed, min_negatives=_min_negatives(recipe)
+    )
 
 
 def _train_file_kind(recipe: Recipe) -> str:
@@ -385,12 +341,7 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
-    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
-        records = load_preference_records(recipe)
-    elif spec.data in ("list", "preference"):  # preference pairs are built from lists (qrels or samples)
-        records = load_list_training_records(recipe)
-    else:
-        records = load_training_records(recipe)
+    records = load_training_records(recipe)
     model = build_model(recipe, contract)
     args_cls = training_args_class(spec.args_class)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -145,7 +145,7 @@ def _pref(rec: dict, chosen: Any, rejected: Any) -> dict:
 
 def preferences_from_qrels(records: Sequence[dict]) -> list[dict]:
     """chosen = the graded order (the list record's ``ranking``, built from qrels by
-    :func:`~rerank_align.listwise.labels.lists_from_qrels`); rejected = the first-stage order (docs as given), or
+    :func:`~rerank_align.data.lists.lists_from_qrels`); rejected = the first-stage order (docs as given), or
     the reversed graded order when the first stage is already ideal."""
     return [_pref(r, list(r["ranking"]), _fallback_rejected(list(r["ranking"]))) for r in records]
 

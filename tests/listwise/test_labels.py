@@ -8,7 +8,7 @@ import numpy as np
 
 from rerank_align.data import read_list_records
 from rerank_align.data.beir import Collection
-from rerank_align.listwise.labels import (
+from rerank_align.data.lists import (
     lists_from_qrels,
     lists_from_teacher,
     listwise_teacher_ranking,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rerank_align.listwise.labels import lists_from_qrels
+from rerank_align.data.lists import lists_from_qrels
 from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.listwise_trainer import ListwiseCollator, listwise_examples, listwise_loss
 from rerank_align_testing.listwise_learnability import SHORT_PROMPT

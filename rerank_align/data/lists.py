@@ -17,17 +17,13 @@ the 0-based indices best first (docs/design.md §2).
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
-from rerank_align.data import load_beir, read_run
 from rerank_align.data.beir import Collection, Qrels, Run
-from rerank_align.data.formats import read_records
 from rerank_align.data.jsonl import write_validated_jsonl
 from rerank_align.data.records import validate_list
-from rerank_align.data.teachers import ensemble, read_teacher_file
-from rerank_align.errors import InputError, RerankAlignError
+from rerank_align.errors import RerankAlignError
 
 
 def _candidates(collection: Collection, run: Run, qid: str, depth: int) -> list[str]:
@@ -158,24 +154,3 @@ def lists_from_teacher(
 def write_list_records(records: list[dict], path: str) -> None:
     """Validate every record, then write the JSONL atomically (nothing is half-written)."""
     write_validated_jsonl(records, path, validate_list)
-
-
-def load_list_training_records(recipe: Any) -> list[dict]:
-    """List records for a listwise recipe: ``data.train_file`` (list JSONL), or built from ``data.beir`` +
-    ``data.run`` with qrels grades (top ``data.depth`` candidates; ties by the teacher files when given)."""
-    d = recipe.data
-    if d.train_file:
-        records = read_records(d.train_file, "list", d.format, split=d.split, config=d.dataset_config)
-    else:
-        teacher = None
-        if d.teacher_files:
-            teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
-        col = load_beir(d.beir, split=d.split)
-        records = lists_from_qrels(col, read_run(d.run), depth=d.depth, teacher_scores=teacher)
-    if d.max_train_samples is not None and len(records) > d.max_train_samples:
-        records = random.Random(recipe.seed).sample(records, d.max_train_samples)
-    if not records:
-        raise InputError(
-            "no list records", where="data", hint="check the qrels split, the run and data.depth"
-        )
-    return records
