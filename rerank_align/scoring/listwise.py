@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from rerank_align.errors import ContractError
 from rerank_align.scoring.contract import ScoringContract
+from rerank_align.scoring.encode import left_pad
 from rerank_align.scoring.forward import last_hidden, unwrap
 from rerank_align.scoring.listwise_format import capacity, first_tokens, parse_permutation
 from rerank_align.scoring.listwise_prompt import ListPromptBuilder
@@ -91,13 +92,7 @@ class ListwiseRanker:
 
     # -- one batch of windows --------------------------------------------------------------------------------
     def _left_pad(self, seqs: list[list[int]]) -> dict[str, torch.Tensor]:
-        n = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), n), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), n), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, n - len(s) :] = torch.tensor(s, dtype=torch.long)
-            mask[i, n - len(s) :] = 1
-        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        return {k: v.to(self.device) for k, v in left_pad(seqs, self.pad_id).items()}
 
     @torch.no_grad()
     def first_logits(self, windows: Sequence[tuple[Any, Sequence[Any]]]) -> list[torch.Tensor]:

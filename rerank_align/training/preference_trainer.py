@@ -46,6 +46,7 @@ from rerank_align.losses.preference import (
     plackett_luce_dpo,
 )
 from rerank_align.losses.token_weights import token_logps
+from rerank_align.scoring.encode import left_pad
 from rerank_align.scoring.listwise import ListwiseRanker
 from rerank_align.scoring.listwise_format import render_identifier
 from rerank_align.scoring.listwise_prompt import ListPromptBuilder
@@ -158,15 +159,7 @@ class ItemCollator:
                 seqs.append(ex["prompt"] + comp)
                 items.append([-1] * len(ex["prompt"]) + it)
                 owner.append(q)
-        t = max(len(s) for s in seqs)
-        s_n = len(seqs)
-        ids = torch.full((s_n, t), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((s_n, t), dtype=torch.long)
-        item_index = torch.full((s_n, t), -1, dtype=torch.long)
-        for i, (s, it) in enumerate(zip(seqs, items)):
-            ids[i, t - len(s) :] = torch.tensor(s)
-            mask[i, t - len(s) :] = 1
-            item_index[i, t - len(s) :] = torch.tensor(it)
+        batch = left_pad(seqs, self.pad_id, item_index=(items, -1, torch.long))
         k = max(len(ex["target"]) for ex in exs)
         target = torch.zeros((len(exs), k))
         item_mask = torch.zeros((len(exs), k), dtype=torch.bool)
@@ -175,9 +168,7 @@ class ItemCollator:
             item_mask[q, : len(ex["target"])] = True
         keep = max(len(c) for ex in exs for c in ex["completions"]) + 1
         return {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "item_index": item_index,
+            **batch,
             "seq_query": torch.tensor(owner),
             "target": target,
             "item_mask": item_mask,
@@ -403,19 +394,10 @@ class PairCollator:
             for f in features:
                 seqs.append(list(f["prompt_ids"]) + list(f[key]))
                 comp.append([0] * len(f["prompt_ids"]) + [1] * len(f[key]))
-        t = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), t), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        cmask = torch.zeros_like(ids)
-        for i, (s, c) in enumerate(zip(seqs, comp)):
-            ids[i, t - len(s) :] = torch.tensor(s)
-            mask[i, t - len(s) :] = 1
-            cmask[i, t - len(s) :] = torch.tensor(c)
+        batch = left_pad(seqs, self.pad_id, completion_mask=(comp, 0, torch.long))
         keep = max(max(len(f["chosen_ids"]), len(f["rejected_ids"])) for f in features) + 1
         return {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "completion_mask": cmask,
+            **batch,
             "idx": torch.tensor([int(f["idx"]) for f in features]),
             "logits_to_keep": torch.tensor(keep),
         }
