@@ -25,9 +25,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# lint-imports: the layer contract in pyproject.toml ([tool.importlinter]; docs/architecture.md)
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -22,6 +22,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
@@ -219,7 +222,7 @@ def small_causal(vocab: int, hidden: int, layers: int):
     import torch
     import transformers
 
-    from rerank_align.testing.tiny import train_causal_tokenizer
+    from rerank_align_testing.tiny import train_causal_tokenizer
 
     tok = train_causal_tokenizer()
     cfg = transformers.Qwen3Config(

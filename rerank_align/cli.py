@@ -1,4 +1,9 @@
-"""``rerank-align`` command line. Heavy libraries are imported inside each subcommand, so ``--help`` is instant."""
+"""``rerank-align`` command line.
+
+Each subcommand imports its own module when it runs (the one group of lazy internal imports at this layer), so
+``--help`` loads no torch; docs/architecture.md lists every import kept lazy and why. Errors become one line in
+:func:`rerank_align.errors.guarded`, which ``python -m rerank_align.<command>`` shares (``errors.run_main``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ import argparse
 import os
 import sys
 
-from rerank_align.errors import RerankAlignError, describe, user_error
+from rerank_align import __version__
+from rerank_align.errors import RerankAlignError, debug_flag, guarded
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -177,17 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def report_error(e: BaseException, *, debug: bool = False) -> int:
-    """Print ``error: <where>: <what> (<fix>)`` (and the traceback with ``--debug``); the exit status: 2 for a
-    problem with the input or the machine, 1 for a bug."""
-    if debug:
-        import traceback
-
-        traceback.print_exception(e)
-    print(f"error: {describe(e)}", file=sys.stderr)
-    return 2 if user_error(e) else 1
-
-
 PASSTHROUGH = ("eval", "label", "mine", "data", "merge", "export", "push", "plan", "mrb-convert", "models")
 
 
@@ -195,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     # --debug is global and may stand anywhere (the passthrough subcommands own every other flag)
-    env_debug = os.environ.get("RERANK_ALIGN_DEBUG")
-    debug = "--debug" in argv or (env_debug or "") not in ("", "0")
-    argv = [a for a in argv if a != "--debug"]
+    debug, argv = debug_flag(argv)
     if argv and argv[0] in PASSTHROUGH:
         # these subcommands own their flags (including --help); argparse.REMAINDER would stop at a leading '-'
         args = parser.parse_args([argv[0]])
@@ -205,26 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = parser.parse_args(argv)
     if args.version:
-        from rerank_align import __version__
-
         print(__version__)
         return 0
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    if debug:
-        os.environ["RERANK_ALIGN_DEBUG"] = "1"  # subcommands that report their own errors read it
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as e:  # noqa: BLE001 (the one place every error becomes one line)
-        return report_error(e, debug=debug)
-    finally:
-        sys.stdout.flush()
-        if env_debug is None:  # --debug holds for this command only (main may run many times in one process)
-            os.environ.pop("RERANK_ALIGN_DEBUG", None)
+    return guarded(lambda: args.func(args), debug=debug)
 
 
 if __name__ == "__main__":

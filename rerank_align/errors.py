@@ -8,6 +8,12 @@ user errors too (:func:`describe`); anything else is a bug: one line, exit 1.
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
 
 class RerankAlignError(Exception):
     """Base class: a problem the user can fix. ``str()`` is one line: ``<where>: <what> (<hint>)``."""
@@ -35,10 +41,6 @@ class RecipeError(RerankAlignError):
 
 class ContractError(RerankAlignError):
     """A reranker.json that does not match its model or tokenizer."""
-
-
-class NotBuiltError(RerankAlignError):
-    """A CLI subcommand whose feature does not exist yet."""
 
 
 def where(path: object, line: int | None = None) -> str:
@@ -79,8 +81,6 @@ def user_error(e: BaseException) -> bool:
 
 def describe(e: BaseException) -> str:
     """One line for any exception: ``where: what (hint)``."""
-    import errno
-
     if isinstance(e, RerankAlignError):
         return str(e)
     if _weights_error(e):
@@ -97,3 +97,45 @@ def describe(e: BaseException) -> str:
         return f"{msg} ({hint})" if hint else msg
     what = " ".join(str(e).split())
     return f"internal error: {type(e).__name__}: {what} (a bug in rerank_align: rerun with --debug and report it)"
+
+
+def report_error(e: BaseException, *, debug: bool = False) -> int:
+    """Print ``error: <where>: <what> (<fix>)`` (and the traceback with ``--debug``); the exit status: 2 for a
+    problem with the input or the machine, 1 for a bug."""
+    if debug:
+        traceback.print_exception(e)
+    print(f"error: {describe(e)}", file=sys.stderr)
+    return 2 if user_error(e) else 1
+
+
+def debug_flag(argv: list[str]) -> tuple[bool, list[str]]:
+    """``--debug`` may stand anywhere on a command line (also ``RERANK_ALIGN_DEBUG=1``): (debug?, argv without it)."""
+    debug = "--debug" in argv or (os.environ.get("RERANK_ALIGN_DEBUG") or "") not in ("", "0")
+    return debug, [a for a in argv if a != "--debug"]
+
+
+def guarded(call: Callable[[], int | None], *, debug: bool) -> int:
+    """Run one command: every error becomes one line and an exit status (2 user error, 1 bug, 130 interrupt).
+
+    With ``debug`` the command (and subcommands that report their own errors) sees ``RERANK_ALIGN_DEBUG=1``
+    for its duration only: ``main`` may run many times in one process."""
+    env_debug = os.environ.get("RERANK_ALIGN_DEBUG")
+    if debug:
+        os.environ["RERANK_ALIGN_DEBUG"] = "1"
+    try:
+        return int(call() or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 (the one place every error becomes one line)
+        return report_error(e, debug=debug)
+    finally:
+        sys.stdout.flush()
+        if env_debug is None:
+            os.environ.pop("RERANK_ALIGN_DEBUG", None)
+
+
+def run_main(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
+    """``python -m rerank_align.<command>``: the command's ``main`` with the CLI's ``--debug`` and error handling."""
+    debug, argv = debug_flag(sys.argv[1:] if argv is None else list(argv))
+    return guarded(lambda: main(argv), debug=debug)

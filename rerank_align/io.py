@@ -14,6 +14,7 @@ import fnmatch
 import json
 import os
 import shutil
+import struct
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
@@ -268,8 +269,6 @@ def check_safetensors(folder: str | os.PathLike) -> None:
     """Every ``*.safetensors`` file in ``folder`` is complete: an 8-byte header length, a JSON header, and exactly
     the bytes its tensors' offsets need. Reads only the headers, so a truncated or corrupt download fails in one
     line before any model loads instead of deep inside the loader."""
-    import struct
-
     for f in sorted(Path(folder).glob("*.safetensors")):
         size = f.stat().st_size
         problem = None

@@ -16,17 +16,20 @@ reads it), written atomically; with ``--groups-out`` the group records are also 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from rerank_align.data import load_beir, read_group_records
+from rerank_align.data.bm25 import first_stage
+from rerank_align.data.teachers import attach, ensemble, read_teacher_file
 from rerank_align.errors import InputError
+from rerank_align.io import check_output, check_safetensors, write_jsonl
+from rerank_align.precision import autocast, log_resolution, resolve
 
 Pairs = dict[str, list[str]]  # qid → doc ids
 
 
 def _candidates_from_beir(args: argparse.Namespace) -> tuple[Pairs, dict[str, Any], dict[str, dict]]:
-    from rerank_align.data import load_beir
-    from rerank_align.data.bm25 import first_stage
-
     col = load_beir(args.beir, split=args.split)
     run = first_stage(col, args.run, depth=args.depth)
     pairs: Pairs = {}
@@ -39,8 +42,6 @@ def _candidates_from_beir(args: argparse.Namespace) -> tuple[Pairs, dict[str, An
 
 
 def _candidates_from_groups(path: str) -> tuple[Pairs, dict[str, Any], dict[str, dict], list[dict]]:
-    from rerank_align.data import read_group_records
-
     records = read_group_records(path)
     pairs: Pairs = {}
     queries: dict[str, Any] = {}
@@ -73,7 +74,6 @@ def score_teacher(
 ) -> dict[str, dict[str, float]]:
     """Scores of one teacher for every candidate pair. ``precision``: the precision policy
     (rerank_align/precision.py) for model teachers; ``auto`` = bf16 only where the hardware runs it natively."""
-    from rerank_align.precision import autocast, log_resolution, resolve
     from rerank_align.scoring.modeling import resolve_model_path
 
     def st_precision() -> Any:
@@ -87,8 +87,6 @@ def score_teacher(
         path = resolve_model_path(path)
     flat = [(q, d) for q, docs in pairs.items() for d in docs]
     if kind == "run":
-        from rerank_align.training.teachers import read_teacher_file
-
         run = read_teacher_file(path)
         out = {q: {d: run[q][d] for d in docs if d in run.get(q, {})} for q, docs in pairs.items()}
         # candidates a run did not retrieve get the query's lowest score (they ranked below its depth)
@@ -148,10 +146,6 @@ def score_teacher(
 def _check_outputs(args: argparse.Namespace) -> None:
     """Before any teacher loads: the output files are new (or ``--overwrite``) and are none of the inputs, and
     every local teacher model's safetensors files are complete."""
-    from pathlib import Path
-
-    from rerank_align.io import check_output, check_safetensors
-
     inputs = [x for x in (args.groups, args.beir, args.run) if x]
     inputs += [t.split(":", 1)[1] for t in args.teacher if ":" in t]
     for flag in ("out", "groups_out"):
@@ -171,9 +165,6 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str]) -> int:
-    from rerank_align.io import write_jsonl
-    from rerank_align.training.teachers import attach, ensemble
-
     p = argparse.ArgumentParser(
         prog="rerank-align label", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -16,11 +16,15 @@ an unjudged relevant document. The teacher scores are written into each group's 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rerank_align.data import groups_from_run, load_beir
 from rerank_align.data.bm25 import first_stage
+from rerank_align.data.records import validate_group
+from rerank_align.data.teachers import ensemble, read_teacher_file
 from rerank_align.errors import InputError
 from rerank_align.io import check_output, write_jsonl
+from rerank_align.label import score_teacher
 
 
 def _has_content(doc: dict) -> bool:
@@ -29,8 +33,6 @@ def _has_content(doc: dict) -> bool:
 
 def trainable_groups(groups: list[dict]) -> tuple[list[dict], dict[str, int]]:
     """Drop empty documents (and groups left without a positive or a negative); validate the rest."""
-    from rerank_align.data.records import validate_group
-
     kept: list[dict] = []
     counts = {
         "empty_negatives_dropped": 0,
@@ -59,8 +61,6 @@ def trainable_groups(groups: list[dict]) -> tuple[list[dict], dict[str, int]]:
 def load_collection(folder: str, split: str, run: str | None):
     """A BEIR folder / BeIR hub id, or an MRB task folder (images on either side; docs/mrb.md), whose
     ``candidates.run`` is then the default run."""
-    from pathlib import Path
-
     if (Path(folder) / "mrb.json").is_file():
         from rerank_align.evaluation.mrb import as_collection
 
@@ -70,12 +70,8 @@ def load_collection(folder: str, split: str, run: str | None):
 
 def teacher_scores(args: argparse.Namespace, col, run) -> dict[str, dict[str, float]] | None:
     """The ensemble of ``--teacher-file`` and ``--teacher`` scores over every judged query's candidates."""
-    from rerank_align.training.teachers import ensemble, read_teacher_file
-
     teachers = [read_teacher_file(p) for p in args.teacher_file]
     if args.teacher:
-        from rerank_align.label import score_teacher
-
         pairs: dict[str, list[str]] = {}
         for qid, judged in col.qrels.items():
             docs = [d for d, _ in run.get(qid, [])[: args.depth] if d in col.corpus]

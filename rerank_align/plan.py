@@ -40,12 +40,11 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rerank_align.errors import RerankAlignError
+from rerank_align.errors import RerankAlignError, run_main
 
 GiB = 1024**3
 
@@ -611,6 +610,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from rerank_align.cli import main as cli_main
-
-    raise SystemExit(cli_main(["plan", *sys.argv[1:]]))
+    raise SystemExit(run_main(main))

@@ -13,6 +13,7 @@ and is written into the results JSON of the command that used it (train_summary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -80,8 +81,6 @@ def autocast_dtype(resolved: str) -> Any:
 
 def autocast(resolved: str, device: Any = "cpu") -> Any:
     """``torch.autocast`` in ``resolved`` precision on ``device``'s type; a no-op context for float32."""
-    import contextlib
-
     import torch
 
     dtype = autocast_dtype(resolved)

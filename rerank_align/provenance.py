@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,6 @@ LIBRARIES = {
 
 
 def library_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
     out: dict[str, str | None] = {"python": sys.version.split()[0]}
     for lib, dist in LIBRARIES.items():
         try:

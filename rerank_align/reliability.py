@@ -25,6 +25,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from rerank_align.errors import RerankAlignError
+from rerank_align.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,4 @@ class CommitCheckpoints(TrainerCallback):
             return
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if folder.is_dir():
-            from rerank_align.io import write_json
-
             write_json(folder / COMMIT_FILE, {"global_step": state.global_step})

@@ -6,14 +6,30 @@ rerank-align train <recipe.yaml> [k.sub=v ...]
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import re
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from rerank_align.config import Recipe, load_recipe
-from rerank_align.errors import InputError, NotBuiltError, RecipeError, RerankAlignError
+from rerank_align.config.load import model_architecture, training_args_class
+from rerank_align.config.recipe import POINTWISE_LOSSES
+from rerank_align.data.formats import source_kind
+from rerank_align.data.hf import hub_offline, looks_like_hub_id
+from rerank_align.data.training_records import training_records
+from rerank_align.errors import RecipeError, RerankAlignError, run_main
+from rerank_align.io import check_output, check_safetensors, write_json
+from rerank_align.losses import SCORE_LOSSES
+from rerank_align.models.packaged import resolve_prepared
+from rerank_align.precision import log_resolution, resolve
+from rerank_align.scoring.modeling import PACKAGED_MODELS, build_contract, load_tokenizer, pair_encoder
+from rerank_align.training.collator import GroupCollator, RecordDataset
+from rerank_align.training.model import build_model
+from rerank_align.training.sft_yesno import build_sft_yesno_trainer
 
 
 def default_training_args(recipe: Recipe) -> dict[str, Any]:
@@ -48,8 +64,6 @@ def default_training_args(recipe: Recipe) -> dict[str, Any]:
 
 def _min_negatives(recipe: Recipe) -> int:
     """A contrastive group needs a negative: with none (and no in-batch negatives) its loss is 0, silently."""
-    from rerank_align.config.recipe import POINTWISE_LOSSES
-
     m = recipe.method
     if (
         recipe.spec.trainer != "score"
@@ -61,24 +75,12 @@ def _min_negatives(recipe: Recipe) -> int:
     return 1
 
 
-def _check_negatives(records: list[dict], source: str, needed: int) -> None:
-    for i, rec in enumerate(records, start=1):
-        if len(rec["negatives"]) < needed:
-            raise InputError(
-                f"group has {len(rec['negatives'])} negatives; this method needs at least {needed}",
-                where=f"{source}: record {i}",
-                hint="add negatives (rerank-align mine) or drop the record",
-            )
-
-
 def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str, bool], str]:
     """``bf16`` / ``fp16`` for TrainingArguments from the recipe's values, and the resolved precision's name.
 
     Both default to ``auto``: bf16 where the hardware runs it natively (rerank_align/precision.py), else float32;
     ``auto`` never picks fp16. Explicit booleans are kept (``bf16: true`` on a CPU without bf16 units runs, slowly,
     under emulated bf16 autocast). TRL's configs default to ``bf16=True``, so both are always set here."""
-    from rerank_align.precision import resolve
-
     bf16, fp16 = training.get("bf16", "auto"), training.get("fp16", "auto")
     if fp16 is True and bf16 is True:
         raise RecipeError("bf16 and fp16 are both true", where="training.fp16", hint="choose one precision")
@@ -89,75 +91,30 @@ def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str,
     return {"bf16": resolved == "bfloat16", "fp16": resolved == "float16"}, resolved
 
 
+def record_kind(recipe: Recipe) -> str:
+    """The records a recipe trains on: preference methods read preference records, or build their pairs from
+    list records (qrels or samples)."""
+    spec = recipe.spec
+    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
+        return "preference"
+    return "list" if spec.data in ("list", "preference") else "group"
+
+
 def load_training_records(recipe: Recipe) -> list[dict]:
-    """Group records from ``data.train_file`` or built from ``data.beir`` + ``data.run``; teacher scores attached."""
-    import random
-
-    from rerank_align.data import groups_from_run, load_beir
-    from rerank_align.data.bm25 import first_stage
-    from rerank_align.data.formats import read_records
-    from rerank_align.training.teachers import attach, ensemble, read_teacher_file
-
-    d = recipe.data
-    teacher = None
-    if d.teacher_files:
-        teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
-    if d.train_file:
-        records = read_records(d.train_file, "group", d.format, split=d.split, config=d.dataset_config)
-        _check_negatives(records, d.train_file, _min_negatives(recipe))
-        if teacher is not None:
-            records = attach(records, teacher, source=", ".join(d.teacher_files))
-    else:
-        col = load_beir(d.beir, split=d.split)
-        run = first_stage(col, d.run, depth=d.depth)
-        records = groups_from_run(
-            col,
-            run,
-            num_negatives=d.num_negatives,
-            depth=d.depth,
-            sampling=d.sampling,
-            teacher_scores=teacher,
-            teacher_margin=d.teacher_margin,
-            teacher_ratio=d.teacher_ratio,
-            grade_negatives=d.grade_negatives,
-            graded_labels=d.graded_labels,
-            seed=recipe.seed,
-        )
-    if d.max_train_samples is not None and len(records) > d.max_train_samples:
-        records = random.Random(recipe.seed).sample(records, d.max_train_samples)
-    if not records:
-        raise RerankAlignError("no training records", where="data", hint="check the qrels split and the run")
-    return records
-
-
-def load_preference_records(recipe: Recipe) -> list[dict]:
-    """Preference records of ``data.train_file`` (DESIGN §2), at most ``data.max_train_samples`` of them."""
-    import random
-
-    from rerank_align.data.formats import read_records
-
-    d = recipe.data
-    records = read_records(d.train_file, "preference", d.format, split=d.split, config=d.dataset_config)
-    n = recipe.data.max_train_samples
-    if n is not None and len(records) > n:
-        records = random.Random(recipe.seed).sample(records, n)
-    if not records:
-        raise RerankAlignError("no preference records", where="data.train_file")
-    return records
+    """The recipe's training records (group, list or preference; ``rerank_align.data.training_records``)."""
+    return training_records(
+        recipe.data, record_kind(recipe), seed=recipe.seed, min_negatives=_min_negatives(recipe)
+    )
 
 
 def _train_file_kind(recipe: Recipe) -> str:
     """Preference methods train on preference records, or on list records they build pairs from."""
-    from rerank_align.data.formats import source_kind
-
     d = recipe.data
     return source_kind(d.train_file, d.format, d.split, d.dataset_config)
 
 
 def recipe_yaml(recipe: Recipe) -> str:
     """The resolved recipe as YAML; every save writes it beside the weights (merge, cards, QLoRA reloads read it)."""
-    import dataclasses
-
     import yaml
 
     data = dataclasses.asdict(recipe)
@@ -166,8 +123,6 @@ def recipe_yaml(recipe: Recipe) -> str:
 
 
 def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any:
-    from rerank_align.scoring.modeling import build_contract
-
     m = recipe.model
     return build_contract(
         tokenizer,
@@ -195,9 +150,6 @@ def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any
 
 
 def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
-    from rerank_align.losses import SCORE_LOSSES
-    from rerank_align.scoring.encode import pair_encoder
-    from rerank_align.training.collator import GroupCollator, RecordDataset
     from rerank_align.training.score_trainer import ScoreTrainer
 
     return ScoreTrainer(
@@ -220,13 +172,8 @@ def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranki
     )
 
 
-def build_sft_yesno_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
-    from rerank_align.training.sft_yesno import build_sft_yesno_trainer as build
-
-    return build(recipe, model, tokenizer, contract, records, args, ranking_eval)
-
-
 def build_listwise_sft_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
+    # lazy, like the other TRL-based builders: the module subclasses TRL's trainer at import time
     from rerank_align.training.listwise_trainer import build_listwise_trainer
 
     return build_listwise_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval)
@@ -267,8 +214,6 @@ def preflight(recipe: Recipe, *, overwrite: bool = False) -> None:
     """Before any model loads: ``output_dir`` is writable and is new, empty, or an earlier run's (a read-only
     folder would otherwise fail at the first save, after every step has run), and a local base model's
     safetensors files are complete (a truncated download fails in one line naming the file)."""
-    from rerank_align.io import check_output, check_safetensors
-
     if Path(recipe.model.name_or_path).is_dir():
         check_safetensors(recipe.model.name_or_path)
 
@@ -288,10 +233,6 @@ def preflight(recipe: Recipe, *, overwrite: bool = False) -> None:
 def offline_trackers(recipe: Recipe) -> None:
     """With the hub offline (HF_HUB_OFFLINE=1), wandb logs offline unless WANDB_MODE says otherwise (``wandb sync``
     uploads the run later); trackio and tensorboard write local files anyway."""
-    import os
-
-    from rerank_align.data.hf import hub_offline
-
     report_to = recipe.training.get("report_to") or []
     names = [report_to] if isinstance(report_to, str) else list(report_to)
     if "wandb" in names and hub_offline():
@@ -302,10 +243,6 @@ def preflight_models(recipe: Recipe) -> None:
     """Every model a recipe loads is a local folder, a packaged model or a hub id in the local cache when the hub is
     offline: a miss is one line naming the key, the model and the download command (not a chained traceback)."""
     from huggingface_hub import try_to_load_from_cache
-
-    from rerank_align.data.hf import hub_offline
-    from rerank_align.models.packaged import resolve_prepared
-    from rerank_align.scoring.modeling import PACKAGED_MODELS
 
     if not hub_offline():
         return
@@ -347,8 +284,6 @@ def preflight_models(recipe: Recipe) -> None:
 
 def _recipe_commands(recipe: Recipe) -> list[str]:
     """Command lines written in the comments of the recipe and of the recipes it extends (``base:``)."""
-    import re
-
     import yaml
 
     if not recipe.source:
@@ -374,8 +309,6 @@ def _recipe_commands(recipe: Recipe) -> list[str]:
 def preflight_data(recipe: Recipe) -> None:
     """Local data paths a recipe reads exist; a missing one names its key and, when the recipe documents the command
     that makes it, that command."""
-    from rerank_align.data.hf import looks_like_hub_id
-
     d, e = recipe.data, recipe.eval
     paths = [("data.train_file", d.train_file), ("data.beir", d.beir), ("data.run", d.run)]
     paths += [(f"data.teacher_files[{i}]", t) for i, t in enumerate(d.teacher_files)]
@@ -396,17 +329,11 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     import torch
     from transformers import set_seed
 
-    from rerank_align.config.load import model_architecture, training_args_class
-    from rerank_align.precision import log_resolution
     from rerank_align.reliability import CommitCheckpoints, resolve_resume
-    from rerank_align.scoring.modeling import load_tokenizer
-    from rerank_align.training.model import build_model
     from rerank_align.training.ranking_eval import make_ranking_eval
 
     spec = recipe.spec
     offline_trackers(recipe)
-    if not spec.built or spec.trainer not in TRAINERS:
-        raise NotBuiltError(f"method '{recipe.method.name}' is not built yet", where="method.name")
     preflight_models(recipe)
     preflight_data(recipe)
     preflight(recipe, overwrite=overwrite)
@@ -414,14 +341,7 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
     contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
-    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
-        records = load_preference_records(recipe)
-    elif spec.data in ("list", "preference"):  # preference pairs are built from lists (qrels or samples)
-        from rerank_align.listwise.labels import load_list_training_records
-
-        records = load_list_training_records(recipe)
-    else:
-        records = load_training_records(recipe)
+    records = load_training_records(recipe)
     model = build_model(recipe, contract)
     args_cls = training_args_class(spec.args_class)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -469,16 +389,12 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     if ranking_eval is not None:
         summary["eval"] = trainer.evaluate()
     if trainer.is_world_process_zero():
-        from rerank_align.io import write_json
-
         write_json(Path(args.output_dir) / "train_summary.json", summary)
     return summary
 
 
 def is_rank_zero() -> bool:
     """Rank 0 of a distributed launch (accelerate / torchrun set RANK), or a single process."""
-    import os
-
     return os.environ.get("RANK", "0") == "0"
 
 
@@ -497,6 +413,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from rerank_align.cli import main as cli_main
-
-    raise SystemExit(cli_main(["train", *sys.argv[1:]]))
+    raise SystemExit(run_main(main))

@@ -19,6 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
@@ -96,8 +99,8 @@ def main() -> None:
         print("RESULT " + json.dumps(child(a, a.child)), flush=True)
         return
 
-    from rerank_align.testing.synthetic import make_task, write_beir
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align_testing.synthetic import make_task, write_beir
+    from rerank_align_testing.tiny import build_tiny_causal
 
     work = Path(a.workdir)
     if not (work / "task" / "corpus.jsonl").exists():

@@ -8,12 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+from pathlib import Path
+
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def main() -> None:
-    from rerank_align.testing.learnability import OBJECTIVES, applicable, run_objective
+    from rerank_align_testing.learnability import OBJECTIVES, applicable, run_objective
 
     p = argparse.ArgumentParser()
     p.add_argument("--workdir", default="/tmp/learnability")

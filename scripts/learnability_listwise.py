@@ -10,6 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+from pathlib import Path
+
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -37,7 +42,7 @@ def main() -> None:
     )
     ap.add_argument("--rankgpt-prompt", action="store_true", help="the contract's default RankGPT prompt")
     a = ap.parse_args()
-    from rerank_align.listwise.learnability import learnability
+    from rerank_align_testing.listwise_learnability import learnability
 
     names = {"candidates": "n_candidates", "train": "n_train", "test": "n_test"}
     kwargs = {

@@ -11,14 +11,18 @@ import argparse
 import json
 import os
 import random
+import sys
 import time
 from pathlib import Path
+
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def corrupted_outputs(n: int, seed: int = 0) -> dict[str, str]:
-    from rerank_align.listwise.format import answer_text
+    from rerank_align.scoring.listwise_format import answer_text
 
     rng = random.Random(seed)
     perm = list(range(n))
@@ -46,10 +50,10 @@ def main() -> None:
         "--model", default=None, help="a trained listwise folder; default: a tiny untrained model"
     )
     a = ap.parse_args()
-    from rerank_align.listwise.format import parse_permutation
     from rerank_align.scoring import Reranker
-    from rerank_align.testing.synthetic import make_task
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align.scoring.listwise_format import parse_permutation
+    from rerank_align_testing.synthetic import make_task
+    from rerank_align_testing.tiny import build_tiny_causal
 
     work = Path(a.workdir)
     model = a.model or str(build_tiny_causal(work / "tiny"))

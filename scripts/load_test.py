@@ -38,8 +38,8 @@ def build(work: Path, n_queries: int, n_cands: int, n_docs: int, seed: int = 0) 
     """A tiny reranker and a BEIR folder with an n_queries x n_cands first-stage run; returns the suite file."""
     sys.path.insert(0, str(REPO))
     from rerank_align.scoring import Reranker
-    from rerank_align.testing.synthetic import vocabulary
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align_testing.synthetic import vocabulary
+    from rerank_align_testing.tiny import build_tiny_causal
 
     model = work / "reranker"
     if not (model / "reranker.json").exists():

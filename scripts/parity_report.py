@@ -19,6 +19,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +33,7 @@ def part1(tmp: Path) -> None:
 
     from rerank_align.scoring import PairEncoder, Reranker, ScoringContract, build_contract, score_forward
     from rerank_align.scoring.modeling import load_model, load_tokenizer
-    from rerank_align.testing.tiny import build_tiny_bert, build_tiny_causal
+    from rerank_align_testing.tiny import build_tiny_bert, build_tiny_causal
 
     query = "kalomi suta"
     docs = [
@@ -121,7 +124,7 @@ def part2(tmp: Path) -> None:
     from rerank_align.export.export import to_seq_cls
     from rerank_align.export.serving import write_chat_template, write_sentence_transformers_yesno
     from rerank_align.scoring import PairEncoder, Reranker, ScoringContract, build_contract
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align_testing.tiny import build_tiny_causal
 
     causal = build_tiny_causal(tmp / "causal")
     qwen2 = build_tiny_causal(tmp / "qwen2", arch="qwen2")
@@ -304,8 +307,8 @@ def part3(tmp: Path) -> None:
     from rerank_align.export.merge import merge
     from rerank_align.scoring import build_contract
     from rerank_align.scoring.modeling import load_model, load_tokenizer
-    from rerank_align.testing.synthetic import make_task, write_beir
-    from rerank_align.testing.tiny import build_tiny_bert, build_tiny_causal
+    from rerank_align_testing.synthetic import make_task, write_beir
+    from rerank_align_testing.tiny import build_tiny_bert, build_tiny_causal
 
     bert = build_tiny_bert(tmp / "bert")
     task = write_beir(make_task(n_train=6, n_test=3, n_candidates=6), tmp / "task")

@@ -21,6 +21,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 CASES = {
     # name: (model, recipe overrides)
     "tiny": ("tiny", {"per_device_train_batch_size": 8, "group_size": 8, "max_length": 256}),
@@ -51,8 +54,8 @@ CASES = {
 
 
 def prepare(workdir: Path) -> dict[str, Path]:
-    from rerank_align.testing.synthetic import make_task, write_beir
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align_testing.synthetic import make_task, write_beir
+    from rerank_align_testing.tiny import build_tiny_causal
 
     paths = {"task": workdir / "task", "tiny": workdir / "tiny_qwen3"}
     if not paths["task"].exists():

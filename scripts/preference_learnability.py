@@ -26,9 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+# the test harness (rerank_align_testing) lives at the repository root, outside the installed package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -100,10 +104,10 @@ def main() -> None:
     a = ap.parse_args()
 
     from rerank_align.config.load import parse_recipe
-    from rerank_align.listwise.learnability import SHORT_PROMPT, learnability
     from rerank_align.scoring import Reranker
-    from rerank_align.testing.synthetic import make_task, write_beir
     from rerank_align.train import run
+    from rerank_align_testing.listwise_learnability import SHORT_PROMPT, learnability
+    from rerank_align_testing.synthetic import make_task, write_beir
 
     work = Path(a.workdir)
     work.mkdir(parents=True, exist_ok=True)

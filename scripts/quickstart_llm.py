@@ -71,7 +71,8 @@ def main() -> int:
 
     console.rule("1/4 SmolLM2-135M-Instruct, materialised once")
     if args.smoke:
-        from rerank_align.testing.chat import build_tiny_chat_llama
+        sys.path.insert(0, str(REPO))  # the test harness lives at the repository root, outside the package
+        from rerank_align_testing.chat import build_tiny_chat_llama
 
         model = str(build_tiny_chat_llama(out / "tiny-llama").resolve())
     else:

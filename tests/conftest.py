@@ -23,14 +23,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def tiny_causal(tmp_path_factory) -> Path:
     """A ~120k-parameter Qwen3 causal LM with a locally trained tokenizer ("yes"/"no" single tokens)."""
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align_testing.tiny import build_tiny_causal
 
     return build_tiny_causal(tmp_path_factory.mktemp("tiny") / "qwen3")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen2(tmp_path_factory) -> Path:
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align_testing.tiny import build_tiny_causal
 
     return build_tiny_causal(tmp_path_factory.mktemp("tiny") / "qwen2", arch="qwen2")
 
@@ -39,7 +39,7 @@ def tiny_qwen2(tmp_path_factory) -> Path:
 def tiny_vlm(tmp_path_factory) -> Path:
     """A ~200k-parameter Qwen2-VL (vision tower included) with the vision special tokens and a 56×56-pixel
     image processor."""
-    from rerank_align.testing.tiny import build_tiny_qwen2_vl
+    from rerank_align_testing.tiny import build_tiny_qwen2_vl
 
     return build_tiny_qwen2_vl(tmp_path_factory.mktemp("tiny") / "qwen2_vl")
 
@@ -47,7 +47,7 @@ def tiny_vlm(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A tiny BERT cross-encoder (num_labels=1) with a locally trained WordPiece tokenizer."""
-    from rerank_align.testing.tiny import build_tiny_bert
+    from rerank_align_testing.tiny import build_tiny_bert
 
     return build_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert")
 

@@ -7,7 +7,7 @@ import json
 from rerank_align.data import Collection, groups_from_run, load_beir, read_run, write_run
 from rerank_align.data.bm25 import bm25_run
 from rerank_align.data.records import read_group_records, validate_group, validate_list, validate_preference
-from rerank_align.testing.synthetic import make_task, write_beir
+from rerank_align_testing.synthetic import make_task, write_beir
 
 
 def _collection():

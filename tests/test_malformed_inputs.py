@@ -237,7 +237,8 @@ def _files(root: Path) -> dict[str, str]:
 
 def run_case(name: str, tmp: Path) -> Outcome:
     """Run one case; ``left`` lists every path it created or changed (in ``tmp`` and in the corpus)."""
-    from rerank_align.cli import main, report_error
+    from rerank_align.cli import main
+    from rerank_align.errors import report_error
 
     how, _ = CASES[name]
     path = MALFORMED / name

@@ -12,9 +12,8 @@ import torch
 
 from rerank_align.errors import ContractError
 from rerank_align.scoring import PairEncoder, Reranker, ScoringContract, build_contract, score_forward
-from rerank_align.scoring.encode import pair_encoder
 from rerank_align.scoring.forward import answer_logits, apply_formula, backbone
-from rerank_align.scoring.modeling import load_model, load_tokenizer
+from rerank_align.scoring.modeling import load_model, load_tokenizer, pair_encoder
 from rerank_align.scoring.vision import MultimodalPairEncoder, slice_pairs
 
 COLORS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 230, 20)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import inspect
 import json
 import os
@@ -12,10 +13,12 @@ from pathlib import Path
 import yaml
 
 from rerank_align.config.recipe import METHODS, POINTWISE_LOSSES, TEACHER_LOSSES, Recipe
-from rerank_align.config.strict import coerce, from_dict, suggest, unknown_key_error
 from rerank_align.config.yaml_io import load_yaml
+from rerank_align.data.formats import FORMAT_KIND
 from rerank_align.errors import RecipeError
-from rerank_align.losses import TENSOR_ARGS
+from rerank_align.losses import SCORE_LOSSES, TENSOR_ARGS, adpa_loss, dckd_loss, irpo_loss
+from rerank_align.scoring.modeling import architecture_of, read_model_type
+from rerank_align.strict import coerce, from_dict, suggest, unknown_key_error
 
 
 def read_yaml(path: Path) -> dict:
@@ -117,7 +120,6 @@ def model_architecture(recipe: Recipe) -> str:
     """The recipe's architecture, reading config.json of a local model when set to 'auto'."""
     if recipe.model.architecture != "auto":
         return recipe.model.architecture
-    from rerank_align.scoring.modeling import architecture_of, read_model_type
 
     try:
         return architecture_of(read_model_type(recipe.model.name_or_path, recipe.model.revision))
@@ -130,8 +132,6 @@ def model_architecture(recipe: Recipe) -> str:
 
 
 def loss_hyperparameters(loss: str) -> dict[str, inspect.Parameter]:
-    from rerank_align.losses import SCORE_LOSSES
-
     if loss not in SCORE_LOSSES:
         raise RecipeError(
             f"unknown loss {loss!r}",
@@ -147,8 +147,6 @@ def loss_hyperparameters(loss: str) -> dict[str, inspect.Parameter]:
 
 
 def loss_fn(loss: str):
-    from rerank_align.losses import SCORE_LOSSES
-
     return SCORE_LOSSES[loss]
 
 
@@ -250,8 +248,6 @@ def check(recipe: Recipe) -> None:
                 hint="name the teacher's model before preference alignment",
             )
     if method.name in ("adpa", "dckd", "irpo"):
-        from rerank_align.losses import adpa_loss, dckd_loss, irpo_loss
-
         fn = {"adpa": adpa_loss, "dckd": dckd_loss, "irpo": irpo_loss}[method.name]
         # the loss's keyword-only hyper-parameters, less those the trainer sets (beta: training.beta; parts)
         allowed = tuple(
@@ -375,8 +371,6 @@ def check_training_value(key: str, value: typing.Any, hint: typing.Any) -> typin
 
 def check_data_format(recipe: Recipe) -> None:
     """``data.format`` names a reader for ``data.train_file`` whose record kind the method can train on."""
-    from rerank_align.data.formats import FORMAT_KIND
-
     d, spec = recipe.data, recipe.spec
     if d.format != "auto" and d.train_file is None:
         raise RecipeError(
@@ -422,8 +416,6 @@ def check_report_to(value: typing.Any) -> typing.Any:
 
     ``"none"`` and ``"all"`` (every installed tracker) pass as they are.
     """
-    import importlib.util
-
     where = "training.report_to"
     if value is None or value in ("none", "all", ["none"], ["all"]):
         return value

@@ -1,4 +1,4 @@
-"""Recipes are data (DESIGN §5): YAML → typed dataclasses, strictly.
+"""Recipes are data (docs/design.md §5): YAML → typed dataclasses, strictly.
 
 Each field is documented once, here, in its ``help``; ``docs/recipes.md`` is generated from these dataclasses
 (``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``Recipe.check()`` at parse
@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rerank_align.config.strict import field
+from rerank_align.scoring.quantization import QuantizationConfig
+from rerank_align.strict import field
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,6 @@ class MethodSpec:
     trainer: str
     args_class: str  # "TrainingArguments" | "SFTConfig" | "DPOConfig"
     listwise: bool = False
-    built: bool = True
 
 
 # A plain dict, not a registry: the train entry point reads it top to bottom.
@@ -50,7 +50,7 @@ class ModelConfig:
     )
     kind: Literal["yesno", "head", "listwise"] = field(
         "yesno",
-        help="Scoring kind (DESIGN §1): yes/no answer token, single-logit head, or listwise permutation.",
+        help="Scoring kind (docs/design.md §1): yes/no answer token, single-logit head, or listwise permutation.",
     )
     architecture: Literal["auto", "causal", "encoder", "vlm"] = field(
         "auto", help="Model family; 'auto' reads model_type from the base model's config.json."
@@ -242,19 +242,6 @@ class PeftConfig:
     )
     modules_to_save: list[str] = field(
         [], help="Extra modules trained in full and saved (e.g. 'score' for a head)."
-    )
-
-
-@dataclass
-class QuantizationConfig:
-    load_in_4bit: bool = field(False, help="QLoRA: load the base in 4-bit (bitsandbytes).")
-    quant_type: Literal["nf4", "fp4"] = field("nf4", help="4-bit data type.")
-    compute_dtype: Literal["float32", "bfloat16", "float16"] = field(
-        "bfloat16", help="Compute dtype of 4-bit layers."
-    )
-    double_quant: bool = field(True, help="Quantise the quantisation constants too.")
-    quant_storage: Literal["uint8", "float32", "bfloat16", "float16"] = field(
-        "uint8", help="Storage dtype of 4-bit weights; must equal compute_dtype under ZeRO-3 / FSDP."
     )
 
 

@@ -1,4 +1,4 @@
-"""The one data path (DESIGN §2): BEIR folders and TREC runs in, group / list / preference records out."""
+"""The one data path (docs/design.md §2): BEIR folders and TREC runs in, group / list / preference records out."""
 
 from rerank_align.data.beir import (
     Collection,

@@ -7,7 +7,9 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from rerank_align.data.hf import hub_miss_error, looks_like_hub_id, pick_split
 from rerank_align.data.jsonl import iter_lines, read_jsonl
 from rerank_align.errors import InputError, where
 from rerank_align.io import atomic_write
@@ -195,8 +197,6 @@ def load_beir(path: str | os.PathLike, split: str = "test", *, qrels_required: b
     are kept (pooled TREC judgments legitimately judge passages outside the shipped corpus) and reported in one
     warning line: they still count in recall's denominator, and no reranker can retrieve them.
     """
-    from rerank_align.data.hf import load_beir_hub, looks_like_hub_id
-
     if looks_like_hub_id(path):  # e.g. BeIR/scifact (+ BeIR/scifact-qrels)
         return load_beir_hub(str(path), split, qrels_required=qrels_required)
     path = Path(path)
@@ -226,3 +226,39 @@ def load_beir(path: str | os.PathLike, split: str = "test", *, qrels_required: b
     elif qrels_required:
         raise InputError(f"no qrels for split {split!r}", where=str(qrels_path))
     return Collection(path=path, corpus=corpus, queries=queries, qrels=qrels)
+
+
+def load_beir_hub(dataset: str, split: str = "test", *, qrels_required: bool = True) -> Any:
+    """A BEIR collection from the hub in BeIR's layout: ``<id>`` with configs ``corpus`` and ``queries``, and the
+    qrels in ``<id>-qrels`` (splits train / dev / test; columns ``query-id``, ``corpus-id``, ``score``)."""
+    import datasets
+
+    def load(name: str, config: str | None, want: str) -> Any:
+        try:
+            obj = datasets.load_dataset(name, config)
+        except Exception as e:  # noqa: BLE001 - one line naming the dataset
+            raise hub_miss_error(name, e, config=config) from None
+        return pick_split(obj, name if config is None else f"{name} ({config})", want)
+
+    corpus = {}
+    for i, r in enumerate(load(dataset, "corpus", "corpus")):
+        doc_id = str(r.get("_id", "")).strip()
+        if not doc_id:
+            raise InputError("corpus row has no '_id'", where=f"{dataset} [corpus] row {i}")
+        corpus[doc_id] = {"id": doc_id, "title": r.get("title") or "", "text": r.get("text") or ""}
+    queries = {str(r["_id"]): r.get("text") or "" for r in load(dataset, "queries", "queries")}
+    qrels: dict[str, dict[str, int]] = {}
+    try:
+        rows = load(f"{dataset}-qrels", None, split)
+    except InputError:
+        if qrels_required:
+            raise
+        rows = []
+    for i, r in enumerate(rows):
+        qid, did, grade = str(r.get("query-id")), str(r.get("corpus-id")), r.get("score")
+        if qid not in queries:
+            raise InputError(
+                f"judged query {qid!r} is not in the queries", where=f"{dataset}-qrels [{split}] row {i}"
+            )
+        qrels.setdefault(qid, {})[did] = int(grade)
+    return Collection(path=Path(dataset), corpus=corpus, queries=queries, qrels=qrels)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rerank_align.data.beir import Collection, Run
+from rerank_align.data.beir import Collection, Run, read_run
 
 
 def bm25_run(
@@ -47,7 +47,5 @@ def bm25_run(
 def first_stage(collection: Collection, run_path: str | None, *, depth: int) -> Run:
     """The candidates of every judged query: the given TREC run, or BM25 (bm25s, as above) when there is none."""
     if run_path:
-        from rerank_align.data.beir import read_run
-
         return read_run(run_path)
     return bm25_run(collection, list(collection.qrels), k=depth)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from rerank_align.data.formats import FORMAT_KIND, FORMATS, WRITE_FORMATS
+from rerank_align.data.formats import FORMAT_KIND, FORMATS, WRITE_FORMATS, convert
+from rerank_align.io import check_output
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,8 +43,6 @@ def main(argv: list[str]) -> int:
     if args.action != "convert":
         p.print_help()
         return 0
-    from rerank_align.data.formats import convert
-    from rerank_align.io import check_output
 
     check_output(args.output, overwrite=args.overwrite, kind="file", sources=[args.input], where="OUT")
     n, fmt, kind = convert(

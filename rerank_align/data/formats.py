@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rerank_align.data.hf import iter_rows
+from rerank_align.data.hf import first_row, iter_rows
 from rerank_align.data.records import (
     _number,
     _resolve_images,
@@ -42,6 +42,7 @@ from rerank_align.data.records import (
     validate_preference,
 )
 from rerank_align.errors import InputError
+from rerank_align.io import write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,6 @@ def _kind_hint(kind: str) -> str:
 def source_format(
     source: str | os.PathLike, fmt: str = "auto", split: str = "train", config: str | None = None
 ) -> str:
-    from rerank_align.data.hf import first_row
-
     if fmt != "auto":
         return fmt
     loc, row = first_row(source, split, config)
@@ -357,8 +356,6 @@ def source_kind(
     source: str | os.PathLike, fmt: str = "auto", split: str = "train", config: str | None = None
 ) -> str:
     """The record kind a training set yields (``group`` / ``list`` / ``preference``)."""
-    from rerank_align.data.hf import first_row
-
     fmt = source_format(source, fmt, split, config)
     if fmt != "jsonl":
         return FORMAT_KIND[fmt]
@@ -475,8 +472,6 @@ def convert(
     config: str | None = None,
 ) -> tuple[int, str, str]:
     """Read ``source`` (any format) and write ``out`` as JSONL in ``dst_format``; returns (count, format, kind)."""
-    from rerank_align.io import write_jsonl
-
     if dst_format not in WRITE_FORMATS:
         raise InputError(
             f"cannot write format {dst_format!r}", hint=f"--to one of {', '.join(WRITE_FORMATS)}"

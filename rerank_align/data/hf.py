@@ -65,7 +65,7 @@ def _saved_dataset_dir(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
-def _pick_split(obj: Any, source: str, split: str) -> Any:
+def pick_split(obj: Any, source: str, split: str) -> Any:
     """A DatasetDict → its ``split``; a Dataset is returned as it is."""
     import datasets
 
@@ -87,7 +87,7 @@ def load_dataset_object(source: str, split: str = "train", config: str | None = 
 
     path = Path(source)
     if path.is_dir() and _saved_dataset_dir(path):
-        return _pick_split(datasets.load_from_disk(str(path)), source, split)
+        return pick_split(datasets.load_from_disk(str(path)), source, split)
     if path.is_dir():
         files = sorted(str(p) for p in path.glob("*.parquet"))
         if not files:
@@ -105,7 +105,7 @@ def load_dataset_object(source: str, split: str = "train", config: str | None = 
         obj = datasets.load_dataset(source, config)
     except Exception as e:  # noqa: BLE001 - every hub failure becomes one line naming the dataset
         raise hub_miss_error(source, e, config=config) from None
-    return _pick_split(obj, source, split)
+    return pick_split(obj, source, split)
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, dict]]:
@@ -150,41 +150,3 @@ def first_row(source: str | os.PathLike, split: str = "train", config: str | Non
     for loc, row in iter_rows(source, split, config):
         return loc, row
     raise InputError("no rows", where=str(source), hint="the training set is empty")
-
-
-def load_beir_hub(dataset: str, split: str = "test", *, qrels_required: bool = True) -> Any:
-    """A BEIR collection from the hub in BeIR's layout: ``<id>`` with configs ``corpus`` and ``queries``, and the
-    qrels in ``<id>-qrels`` (splits train / dev / test; columns ``query-id``, ``corpus-id``, ``score``)."""
-    import datasets
-
-    from rerank_align.data.beir import Collection
-
-    def load(name: str, config: str | None, want: str) -> Any:
-        try:
-            obj = datasets.load_dataset(name, config)
-        except Exception as e:  # noqa: BLE001 - one line naming the dataset
-            raise hub_miss_error(name, e, config=config) from None
-        return _pick_split(obj, name if config is None else f"{name} ({config})", want)
-
-    corpus = {}
-    for i, r in enumerate(load(dataset, "corpus", "corpus")):
-        doc_id = str(r.get("_id", "")).strip()
-        if not doc_id:
-            raise InputError("corpus row has no '_id'", where=f"{dataset} [corpus] row {i}")
-        corpus[doc_id] = {"id": doc_id, "title": r.get("title") or "", "text": r.get("text") or ""}
-    queries = {str(r["_id"]): r.get("text") or "" for r in load(dataset, "queries", "queries")}
-    qrels: dict[str, dict[str, int]] = {}
-    try:
-        rows = load(f"{dataset}-qrels", None, split)
-    except InputError:
-        if qrels_required:
-            raise
-        rows = []
-    for i, r in enumerate(rows):
-        qid, did, grade = str(r.get("query-id")), str(r.get("corpus-id")), r.get("score")
-        if qid not in queries:
-            raise InputError(
-                f"judged query {qid!r} is not in the queries", where=f"{dataset}-qrels [{split}] row {i}"
-            )
-        qrels.setdefault(qid, {})[did] = int(grade)
-    return Collection(path=Path(dataset), corpus=corpus, queries=queries, qrels=qrels)

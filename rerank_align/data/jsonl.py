@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rerank_align.errors import InputError, where
+from rerank_align.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ def write_validated_jsonl(
 ) -> None:
     """Validate every record first (``validate(record, "record i")`` raises), then write the JSONL atomically, so
     a bad record leaves no half-written file."""
-    from rerank_align.io import atomic_write
-
     for i, r in enumerate(records):
         validate(r, f"record {i}")
     with atomic_write(path) as fh:

@@ -1,4 +1,4 @@
-"""JSONL record formats (DESIGN §2) and their validation.
+"""JSONL record formats (docs/design.md §2) and their validation.
 
 - group:      ``{"query", "positives": [doc], "negatives": [doc], "scores"?: {doc_id: teacher score}, "labels"?}``
 - list:       ``{"query", "docs": [doc], "ranking": [indices, best first], "labels"?: [grade per doc]}``

@@ -1,4 +1,4 @@
-"""Evaluation harness (DESIGN §6): rerank real first-stage runs, compare systems, test significance, report.
+"""Evaluation harness (docs/design.md §6): rerank real first-stage runs, compare systems, test significance, report.
 
 Heavy libraries (ir-measures, scipy, matplotlib, torch, sentence-transformers) are imported inside functions.
 """
@@ -12,6 +12,7 @@ from rerank_align.evaluation.config import (
     load_suite,
     parse_suite,
 )
+from rerank_align.evaluation.runner import run_suite
 from rerank_align.evaluation.systems import CrossEncoderScorer, LexicalOverlapScorer, Scorer
 
 __all__ = [
@@ -27,10 +28,3 @@ __all__ = [
     "parse_suite",
     "run_suite",
 ]
-
-
-def run_suite(*args, **kwargs):
-    """See :func:`rerank_align.evaluation.runner.run_suite`."""
-    from rerank_align.evaluation.runner import run_suite as _run
-
-    return _run(*args, **kwargs)

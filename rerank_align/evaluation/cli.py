@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import os
 
-from rerank_align.errors import RerankAlignError
+from rerank_align.errors import RerankAlignError, report_error, run_main
+from rerank_align.evaluation.config import load_suite
+from rerank_align.evaluation.report import rich_table
+from rerank_align.evaluation.runner import Dist, run_suite
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,9 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
     try:
-        from rerank_align.evaluation.config import load_suite
-        from rerank_align.evaluation.runner import run_suite
-
         systems = [s for item in args.systems or [] for s in item.split(",") if s]
         cols = [c for item in args.collections or [] for c in item.split(",") if c]
         if args.limit_queries is not None and args.limit_queries < 1:
@@ -51,17 +51,10 @@ def main(argv: list[str]) -> int:
             overwrite=args.overwrite,
         )
     except RerankAlignError as e:
-        import os
-
-        from rerank_align.cli import report_error
-
         return report_error(e, debug=os.environ.get("RERANK_ALIGN_DEBUG", "") not in ("", "0"))
-    from rerank_align.evaluation.runner import Dist
 
     if not args.quiet and Dist().main:
         from rich.console import Console
-
-        from rerank_align.evaluation.report import rich_table
 
         console = Console()
         if not console.is_terminal:  # a log file would get rich's 80 columns and truncated system names
@@ -71,6 +64,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from rerank_align.cli import main as cli_main
-
-    raise SystemExit(cli_main(["eval", *sys.argv[1:]]))
+    raise SystemExit(run_main(main))

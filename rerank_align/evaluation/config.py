@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rerank_align.config.yaml_io import load_yaml
 from rerank_align.errors import RerankAlignError
+from rerank_align.evaluation.metrics import parse_metric
+from rerank_align.evaluation.mrb import normalize_type
 
 DEFAULT_METRICS = ("nDCG@10", "RR@10", "R@10", "R@100", "AP")
 SYSTEM_TYPES = ("first_stage", "reranker", "base", "cross_encoder", "lexical")
@@ -205,8 +208,6 @@ def _parse_collection(obj: Any, base: Path, where: str) -> CollectionSpec:
     depth = obj.get("depth")
     mrb_type = obj.get("mrb_type")
     if mrb_type is not None:
-        from rerank_align.evaluation.mrb import normalize_type
-
         try:
             mrb_type = normalize_type(mrb_type)
         except RerankAlignError as e:
@@ -313,7 +314,6 @@ def parse_suite(raw: Any, *, path: str | os.PathLike | None = None) -> Suite:
             )
     metrics = raw.get("metrics", list(DEFAULT_METRICS))
     metrics = [_typed(m, str, f"metrics.{i}") for i, m in enumerate(_typed(metrics, list, "metrics"))]
-    from rerank_align.evaluation.metrics import parse_metric
 
     for i, m in enumerate(metrics):
         try:
@@ -366,8 +366,6 @@ def parse_suite(raw: Any, *, path: str | os.PathLike | None = None) -> Suite:
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw suite mapping, in place."""
-    from rerank_align.config.yaml_io import load_yaml
-
     for item in overrides:
         if "=" not in item:
             raise SuiteError(
@@ -420,8 +418,6 @@ def _list_index(items: list, part: str, where: str) -> int:
 
 def load_suite(path: str | os.PathLike, overrides: list[str] | None = None) -> Suite:
     import yaml
-
-    from rerank_align.config.yaml_io import load_yaml
 
     path = Path(path)
     if path.is_dir():

@@ -22,13 +22,17 @@ reported next to it (``overall_types``) for comparison with tables that average 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rerank_align.data.beir import Collection, read_qrels, read_run, write_run
+from rerank_align.data.jsonl import read_jsonl
 from rerank_align.errors import InputError, where
+from rerank_align.io import atomic_dir, check_output
 
 TASK_TYPES = ("T→T", "T→I", "I→T", "I→I", "fused")
 _ALIASES = {
@@ -112,8 +116,6 @@ def check_image(path: Path, shown: str, loc: str) -> None:
 
 
 def _records(path: Path, folder: Path, kind: str) -> dict[str, dict]:
-    from rerank_align.data.jsonl import read_jsonl
-
     out: dict[str, dict] = {}
     for lineno, obj in read_jsonl(path):
         rid = obj.get("_id", obj.get("id"))
@@ -144,8 +146,6 @@ def _records(path: Path, folder: Path, kind: str) -> dict[str, dict]:
 
 
 def load_mrb_task(path: str | os.PathLike, split: str = "test") -> MRBTask:
-    from rerank_align.data.beir import read_qrels
-
     path = Path(path)
     meta_path = path / "mrb.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
@@ -165,8 +165,6 @@ def as_collection(path: str | os.PathLike, split: str = "test") -> Any:
     """An MRB task folder as a ``data.beir.Collection`` (multimodal query and doc dicts) for code that reranks a
     collection, e.g. the in-training evaluation (``eval.beir`` may name a task folder; its ``candidates.run`` is
     the default run there)."""
-    from rerank_align.data.beir import Collection
-
     task = load_mrb_task(path, split)
     return Collection(Path(path), task.corpus, task.queries, task.qrels)  # type: ignore[arg-type]
 
@@ -190,8 +188,6 @@ def _read_table(src: Path, stem: str) -> list[dict]:
         return rows
     jl = src / f"{stem}.jsonl"
     if jl.is_file():
-        from rerank_align.data.jsonl import read_jsonl
-
         return [obj for _, obj in read_jsonl(jl)]
     raise InputError(f"no {stem}.parquet or {stem}.jsonl", where=str(src))
 
@@ -239,9 +235,6 @@ def convert_published(
     are written under ``dst/images``. The folder is written atomically; an existing non-empty ``dst`` is replaced
     only with ``overwrite``, and never when it holds ``src`` or ``run``.
     """
-    from rerank_align.data.beir import read_run, write_run
-    from rerank_align.io import atomic_dir, check_output
-
     src, dst = Path(src), Path(dst)
     check_output(dst, overwrite=overwrite, sources=[src, run], where="DST")
     queries = _read_table(src, "query")
@@ -300,8 +293,6 @@ def convert_published(
 
 def main(argv: list[str] | None = None) -> int:
     """``rerank-align mrb-convert SRC DST --run RUN [--name N] [--type T] [--depth 100]``."""
-    import argparse
-
     p = argparse.ArgumentParser(
         prog="rerank-align mrb-convert",
         description="Convert one MRB test set from its published tables (query/corpus/qrels parquet or JSONL) and "

@@ -6,6 +6,7 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from rerank_align.data.beir import write_run
 from rerank_align.io import atomic_write, write_json
 from rerank_align.provenance import git_info, library_versions
 
@@ -237,8 +238,6 @@ def write_outputs(results: dict, out_dir: Path, *, rankings: dict | None = None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rankings:
-        from rerank_align.data.beir import write_run
-
         for col, by_sys in rankings.items():
             for s, ranking in by_sys.items():
                 run = {

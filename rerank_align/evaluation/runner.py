@@ -14,11 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rerank_align.data import jsonl
+from rerank_align.data.beir import load_beir, read_run
 from rerank_align.errors import InputError, RerankAlignError
 from rerank_align.evaluation.cache import ScoreCache, doc_key, query_key
 from rerank_align.evaluation.config import CollectionSpec, Suite, SuiteError
 from rerank_align.evaluation.metrics import canonical_name, evaluate, final_order, mean
+from rerank_align.evaluation.mrb import aggregate, load_mrb_task
+from rerank_align.evaluation.report import build_results, write_outputs
+from rerank_align.evaluation.significance import bootstrap_ci, compare
 from rerank_align.evaluation.systems import build_scorer, doc_text
+from rerank_align.io import check_output, check_safetensors
+from rerank_align.scoring.contract import ScoringContract
+from rerank_align.scoring.modeling import resolve_model_path
 
 CHUNK_PAIRS = 256
 """Pairs scored (and committed to the cache) per step."""
@@ -111,20 +119,14 @@ def _norm(text: str) -> str:
 
 def prepare_collection(spec: CollectionSpec, suite: Suite, *, limit_queries: int | None = None) -> Prepared:
     """Load the collection and its first-stage candidates; apply the self-hit policy and the query limit."""
-    from rerank_align.data import jsonl
-
     boms_before = len(jsonl.BOMS_STRIPPED)
     mrb_type = spec.mrb_type
     if spec.mrb_type is not None or (spec.path / "mrb.json").exists():
-        from rerank_align.evaluation.mrb import load_mrb_task
-
         task = load_mrb_task(spec.path, spec.split)
         queries, corpus, qrels = task.queries, task.corpus, task.qrels
         mrb_type = mrb_type or task.type
         default_run = spec.path / "candidates.run"
     else:
-        from rerank_align.data.beir import load_beir
-
         col = load_beir(spec.path, spec.split)
         queries, corpus, qrels = col.queries, col.corpus, col.qrels
         default_run = spec.path / "bm25_top100.run"
@@ -137,8 +139,6 @@ def prepare_collection(spec: CollectionSpec, suite: Suite, *, limit_queries: int
     if run_path is None and mrb_type is not None:
         run_path = default_run
     if run_path is not None:
-        from rerank_align.data.beir import read_run
-
         run = read_run(run_path)
         run_label = str(run_path)
         if spec.first_stage_order == "trec_eval":
@@ -333,9 +333,6 @@ EVAL_OUTPUTS = ("results.json", "report.md", "score_cache.sqlite*", "runs", "plo
 def check_systems(specs: list) -> None:
     """Every model-backed system points at something loadable: a local folder with its files and readable
     weights, or a hub id (offline: one in the Hugging Face cache). Cheap (no weights are loaded)."""
-    from rerank_align.io import check_safetensors
-    from rerank_align.scoring.modeling import resolve_model_path
-
     needs = {"reranker": "reranker.json", "base": "config.json", "cross_encoder": "config.json"}
     for spec in specs:
         if spec.type not in needs:
@@ -357,8 +354,6 @@ def check_systems(specs: list) -> None:
             if (
                 spec.type == "reranker"
             ):  # an unreadable or inconsistent reranker.json, before anything is scored
-                from rerank_align.scoring.contract import ScoringContract
-
                 ScoringContract.load(path)
             continue
         looks_local = (
@@ -409,9 +404,6 @@ def run_suite(
     Before the first score: the output folder is checked (writable; new, empty, an earlier eval's, or
     ``overwrite``), every system's model folder is checked (:func:`check_systems`) and every collection is
     loaded. A run that fails before caching any score leaves no score cache behind."""
-    from rerank_align.evaluation.report import build_results, write_outputs
-    from rerank_align.evaluation.significance import bootstrap_ci, compare
-
     t_start = time.perf_counter()
     dist = Dist()
     sys_specs = suite.systems
@@ -436,8 +428,6 @@ def run_suite(
 
     # everything that can be wrong is checked before the first score: output folder, every system, every collection
     if write or use_cache:
-        from rerank_align.io import check_output
-
         check_output(out_dir, overwrite=overwrite, ours=EVAL_OUTPUTS, replace=False)
     check_systems([s for s in sys_specs if not (scorers and s.name in scorers)])
     preps = [prepare_collection(c, suite, limit_queries=limit_queries) for c in col_specs]
@@ -585,8 +575,6 @@ def run_suite(
         argv=argv,
     )
     if any(c["mrb_type"] for c in collections_out.values()):
-        from rerank_align.evaluation.mrb import aggregate
-
         results["mrb"] = aggregate(collections_out, results["primary_metric"])
     if write and dist.main:
         write_outputs(results, out_dir, rankings=rankings_all)

@@ -15,9 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rerank_align.errors import RerankAlignError
 from rerank_align.precision import log_resolution
 from rerank_align.scoring.modeling import resolve_model_path
+from rerank_align.scoring.reranker import Reranker
 
 
 @runtime_checkable
@@ -157,13 +157,6 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
         )
         info.update(path=path, fingerprint=scorer.fingerprint, precision="float32")
         return scorer, info
-    try:
-        from rerank_align.scoring import Reranker
-    except ImportError:
-        raise RerankAlignError(
-            f"system {spec.name!r} of type '{spec.type}' needs rerank_align.scoring, which is not installed",
-            hint="use a 'cross_encoder', 'lexical' or 'first_stage' system",
-        ) from None
     if spec.type == "reranker":
         rr = Reranker.from_pretrained(spec.path, device=device, batch_size=bs, autocast_dtype=spec.precision)
         info["reranker_json_sha256"] = file_sha256(Path(spec.path) / "reranker.json")

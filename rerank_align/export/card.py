@@ -15,10 +15,13 @@ import datetime as _dt
 import inspect
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from rerank_align.export.common import find_recipe, read_recipe_dict
+from rerank_align.io import atomic_write
 from rerank_align.provenance import git_info, library_versions, sha256_file, sha256_path
 
 
@@ -32,7 +35,7 @@ def encode_pair(tokenizer, contract, query, document):
     truncation side), and a prompt over ``max_length`` loses document tokens, then query tokens, never template ones.
     (Contracts of version 1 tokenised each literal piece and each field on its own.)
     """
-    import re
+    import re  # inside: the card copies this function's source, which must run on its own
 
     if isinstance(document, dict):
         title, text = (document.get("title") or "").strip(), document.get("text") or ""
@@ -266,8 +269,6 @@ def library_for(directory: Path, contract: Any) -> tuple[str, str]:
 
 def _hub_id(name: str | None) -> str | None:
     """``name`` if it reads as a hub repo id (owner/name, not a local path), else None."""
-    import re
-
     if not name or Path(name).exists() or name.startswith((".", "/", "~")):
         return None
     return name if re.fullmatch(r"[\w.-]+/[\w.-]+", name) else None
@@ -433,8 +434,6 @@ def render_card(
     """The card's text: huggingface_hub metadata (``ModelCardData``) and the sections below it."""
     from huggingface_hub import ModelCard
 
-    from rerank_align.export.merge import read_recipe_dict
-
     recipe_dict = read_recipe_dict(recipe) if recipe else {}
     man = manifest(directory, recipe, recipe_dict, list(data_files or []))
     name = directory.name if not directory.name.startswith(".") else "path/to/model"
@@ -547,8 +546,6 @@ def render_card(
 
 
 def write_card(directory: str | os.PathLike, **kwargs: Any) -> Path:
-    from rerank_align.io import atomic_write
-
     directory = Path(directory)
     text = render_card(directory, **kwargs)
     path = directory / "README.md"
@@ -576,7 +573,6 @@ def main(argv: list[str]) -> int:
     for report in ("merge_report.json", "export.json"):
         if (d / report).is_file():
             source = json.loads((d / report).read_text(encoding="utf-8"))
-    from rerank_align.export.merge import find_recipe
 
     recipe = Path(args.recipe) if args.recipe else find_recipe(d)
     path = write_card(

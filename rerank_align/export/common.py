@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rerank_align.data import read_group_records
 from rerank_align.errors import RerankAlignError
+from rerank_align.io import write_json
 
 DEFAULT_TOLERANCE = 1e-4
 MAX_PROBE_PAIRS = 512
@@ -99,7 +103,6 @@ def probe_pairs(
             q_img, d_img = image_probes()
             queries, docs = queries + q_img, docs + d_img
         return queries, docs
-    from rerank_align.data import read_group_records
 
     queries = []
     docs = []
@@ -117,9 +120,6 @@ def probe_pairs(
 def image_probes() -> tuple[list, list]:
     """Image pairs for a VLM parity gate: four generated images (gradients and stripes, so every patch differs)
     in a temporary folder removed at exit, as image→image, text→image, image→text and fused pairs."""
-    import atexit
-    import tempfile
-
     import numpy as np
     from PIL import Image
 
@@ -208,8 +208,6 @@ def save_tokenizer(tokenizer: Any, src: str | Path, dst: Path, contract: Any) ->
 
 def mark_cross_encoder(directory: Path) -> None:
     """Record in config.json that CrossEncoder must apply no activation (so it returns the raw head logit)."""
-    from rerank_align.io import write_json
-
     cfg_path = directory / "config.json"
     cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     st = dict(cfg.get("sentence_transformers") or {})
@@ -224,3 +222,24 @@ def torch_dtype(name: str) -> Any:
     if name not in ("float32", "bfloat16", "float16"):
         raise RerankAlignError(f"unknown dtype {name!r}", hint="float32, bfloat16 or float16")
     return getattr(torch, name)
+
+
+RECIPE_FILES = ("recipe.yaml", "recipe.yml", "recipe.json")
+
+
+def find_recipe(directory: Path) -> Path | None:
+    for name in RECIPE_FILES:
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def read_recipe_dict(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        return json.loads(text)
+    import yaml
+
+    return yaml.safe_load(text) or {}

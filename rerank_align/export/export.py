@@ -25,23 +25,36 @@ import argparse
 import dataclasses
 import json
 import os
-import sys
+import shutil
 from pathlib import Path
 from typing import Any
 
-from rerank_align.errors import ContractError, RerankAlignError
+from rerank_align.errors import ContractError, RerankAlignError, run_main
+from rerank_align.export.card import encode_pair, write_card
 from rerank_align.export.common import (
     DEFAULT_TOLERANCE,
     ParityReport,
     compare,
     enforce,
+    find_recipe,
     mark_cross_encoder,
     probe_pairs,
     save_tokenizer,
     scores_of,
     torch_dtype,
 )
-from rerank_align.export.serving import mark_seq_cls_for_vllm, write_chat_template
+from rerank_align.export.serving import (
+    fits,
+    mark_seq_cls_for_vllm,
+    rendered_prompt_scores,
+    right_padded_logits,
+    sentence_transformers_scores,
+    write_chat_template,
+)
+from rerank_align.io import atomic_dir, check_output, check_safetensors, write_json
+from rerank_align.scoring.contract import ScoringContract, format_document, query_text
+from rerank_align.scoring.modeling import is_adapter_dir, load_model, load_tokenizer
+from rerank_align.scoring.reranker import Reranker
 
 
 def softplus_back(d: Any) -> Any:
@@ -53,9 +66,6 @@ def softplus_back(d: Any) -> Any:
 
 
 def _load_source(src: Path, trust_remote_code: bool) -> tuple[Any, Any]:
-    from rerank_align.scoring.contract import ScoringContract
-    from rerank_align.scoring.modeling import is_adapter_dir, load_tokenizer
-
     contract = ScoringContract.load(src)
     if is_adapter_dir(src):
         raise ContractError(
@@ -74,9 +84,6 @@ def plain_transformers_scores(path: Path, queries: list, docs: list, batch_size:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from rerank_align.export.card import encode_pair
-    from rerank_align.export.serving import right_padded_logits
-
     contract = json.loads((path / "reranker.json").read_text(encoding="utf-8"))
     tok = AutoTokenizer.from_pretrained(str(path))
     model = AutoModelForSequenceClassification.from_pretrained(str(path), dtype=torch.float32).eval()
@@ -93,8 +100,6 @@ def plain_transformers_scores(path: Path, queries: list, docs: list, batch_size:
 
 def _check_out(src: Path, out: Path, overwrite: bool, *inputs: Any) -> None:
     """Before any model loads: ``out`` is new or empty (or ``overwrite``) and holds none of the inputs."""
-    from rerank_align.io import check_output, check_safetensors
-
     files = [p for x in inputs for p in (x if isinstance(x, list) else [x]) if p]
     check_output(out, overwrite=overwrite, sources=[src, *files])
     check_safetensors(src)
@@ -115,9 +120,6 @@ def to_seq_cls(
 ) -> ParityReport:
     import torch
     from transformers import AutoModelForSequenceClassification
-
-    from rerank_align.io import atomic_dir, write_json
-    from rerank_align.scoring.modeling import load_model
 
     src, out = Path(src), Path(out)
     _check_out(src, out, overwrite, probe_file, results, recipe, data_files)
@@ -260,8 +262,6 @@ def to_seq_cls(
             "parity": report.to_dict(),
         }
         write_json(tmp / "export.json", source)
-        from rerank_align.export.card import write_card
-        from rerank_align.export.merge import find_recipe
 
         write_card(
             tmp,
@@ -287,10 +287,6 @@ def to_cross_encoder(
     overwrite: bool = False,
 ) -> ParityReport:
     """Copy an encoder head reranker so that sentence-transformers CrossEncoder(path) gives the same scores."""
-    import shutil
-
-    from rerank_align.io import atomic_dir
-
     src, out = Path(src), Path(out)
     _check_out(src, out, overwrite, probe_file, results, recipe, data_files)
     contract, tokenizer = _load_source(src, False)
@@ -308,8 +304,6 @@ def to_cross_encoder(
         mark_cross_encoder(tmp)
         report.add(cross_encoder_parity(tmp, queries, docs, tolerance))
         enforce(report, "export")
-        from rerank_align.export.card import write_card
-        from rerank_align.export.merge import find_recipe
 
         write_card(
             tmp,
@@ -329,9 +323,6 @@ def to_cross_encoder(
 
 
 def _fitting_pairs(tokenizer: Any, contract: Any, queries: list, docs: list) -> tuple[list, list, str]:
-    from rerank_align.export.serving import fits
-    from rerank_align.scoring.contract import format_document, query_text
-
     keep = fits(tokenizer, contract, queries, docs)
     if not keep:
         raise RerankAlignError("no probe pair fits the contract's lengths; give shorter --probe-file pairs")
@@ -350,8 +341,6 @@ def serving_parity(
 ) -> Any:
     """The folder read as a serving stack with a score template reads it (``serving.rendered_prompt_scores``)
     vs ``Reranker``. Gated for contracts of version ≥ 2; a version-1 model was trained on per-piece ids."""
-    from rerank_align.export.serving import rendered_prompt_scores
-
     keep, pairs, note = _fitting_pairs(tokenizer, contract, queries, docs)
     gated = contract.version >= 2
     if not gated:
@@ -372,8 +361,6 @@ def cross_encoder_vs(
     path: Path, tokenizer: Any, contract: Any, queries: list, docs: list, ours: Any, tolerance: float
 ) -> Any:
     """``CrossEncoder(path).predict`` (sentence-transformers, through the folder's chat template) vs ``Reranker``."""
-    from rerank_align.export.serving import sentence_transformers_scores
-
     keep, pairs, note = _fitting_pairs(tokenizer, contract, queries, docs)
     gated = contract.version >= 2
     return compare(
@@ -389,9 +376,6 @@ def cross_encoder_vs(
 def cross_encoder_parity(path: Path, queries: list, docs: list, tolerance: float) -> Any:
     """``Reranker.from_pretrained(path)`` vs ``CrossEncoder(path).predict`` on the same pairs."""
     from sentence_transformers import CrossEncoder
-
-    from rerank_align.scoring.contract import format_document, query_text
-    from rerank_align.scoring.reranker import Reranker
 
     rr = Reranker.from_pretrained(path, device="cpu", dtype="float32")
     c, tok = rr.contract, rr.tokenizer
@@ -465,6 +449,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from rerank_align.cli import main as cli_main
-
-    sys.exit(cli_main(["export", *sys.argv[1:]]))
+    raise SystemExit(run_main(main))

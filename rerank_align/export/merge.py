@@ -24,26 +24,28 @@ import argparse
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
-from rerank_align.errors import ContractError, RerankAlignError
+from rerank_align.errors import ContractError, RerankAlignError, run_main
+from rerank_align.export.card import write_card
 from rerank_align.export.common import (
     DEFAULT_TOLERANCE,
     ParityReport,
     compare,
     enforce,
+    find_recipe,
     mark_cross_encoder,
     probe_pairs,
+    read_recipe_dict,
     save_tokenizer,
     scores_of,
     torch_dtype,
 )
+from rerank_align.io import atomic_dir, check_output, check_safetensors, write_json
 
 log = logging.getLogger(__name__)
 HEAD_MODULES = ("score", "classifier")
-RECIPE_FILES = ("recipe.yaml", "recipe.yml", "recipe.json")
 
 
 # -- checks on the adapter folder ------------------------------------------------------------------------------
@@ -111,24 +113,6 @@ def check_base(acfg: dict, contract: Any, adapter_dir: Path, base_override: str 
     return base
 
 
-def find_recipe(directory: Path) -> Path | None:
-    for name in RECIPE_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    return None
-
-
-def read_recipe_dict(path: Path | None) -> dict:
-    if path is None:
-        return {}
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        return json.loads(text)
-    import yaml
-
-    return yaml.safe_load(text) or {}
-
-
 def detect_quantization(choice: str, adapter_dir: Path, recipe: dict) -> dict | None:
     """``None`` for a plain LoRA adapter, else ``{"quant_type", "double_quant"}`` of the QLoRA base."""
     if choice == "none":
@@ -153,8 +137,7 @@ def load_base(
     kwargs: dict[str, Any] = {}
     if quant is not None:
         # the trainer's own 4-bit config (same skipped head modules), computing in float32 for the parity gate
-        from rerank_align.config.recipe import QuantizationConfig
-        from rerank_align.training.model import bnb_config
+        from rerank_align.scoring.quantization import QuantizationConfig, bnb_config
 
         kwargs["quantization_config"] = bnb_config(
             QuantizationConfig(
@@ -208,7 +191,6 @@ def merge(
     import torch
     from peft import PeftModel
 
-    from rerank_align.io import atomic_dir, check_output, check_safetensors, write_json
     from rerank_align.scoring.contract import ScoringContract
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.scoring.reranker import Reranker
@@ -314,7 +296,6 @@ def merge(
             "parity": report.to_dict(),
         }
         write_json(tmp / "merge_report.json", source)
-        from rerank_align.export.card import write_card
 
         write_card(
             tmp,
@@ -388,6 +369,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    from rerank_align.cli import main as cli_main
-
-    sys.exit(cli_main(["merge", *sys.argv[1:]]))
+    raise SystemExit(run_main(main))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +40,6 @@ PICKLES = ("*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt")
 
 def left_out_reason(rel: Path, include_training_state: bool = False) -> str | None:
     """Why ``rel`` (a path inside the folder) is not uploaded, or None when it is."""
-    from fnmatch import fnmatch
-
     if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
         return "hidden"
     if include_training_state:

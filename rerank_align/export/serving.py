@@ -23,6 +23,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from rerank_align.io import write_json
+from rerank_align.scoring.contract import format_document, query_text
 from rerank_align.scoring.templates import split_template
 
 CHAT_TEMPLATE_FILE = "chat_template.jinja"
@@ -57,8 +59,6 @@ def write_chat_template(directory: Path, contract: Any, tokenizer: Any = None) -
 
 def mark_seq_cls_for_vllm(directory: Path) -> None:
     """``use_sep_token: false`` in config.json: the score API joins the rendered prompt, never ``[SEP]`` pairs."""
-    from rerank_align.io import write_json
-
     path = directory / "config.json"
     cfg = json.loads(path.read_text(encoding="utf-8"))
     cfg["use_sep_token"] = False
@@ -75,8 +75,6 @@ ST_ACTIVATION = {
 
 def write_sentence_transformers_yesno(directory: Path, contract: Any) -> None:
     """The module files sentence-transformers 6.x writes for a causal-LM CrossEncoder (Transformer + LogitScore)."""
-    from rerank_align.io import write_json
-
     ids = contract.answer_token_ids
     write_json(
         directory / "modules.json",
@@ -130,8 +128,6 @@ def write_sentence_transformers_yesno(directory: Path, contract: Any) -> None:
 def fits(tokenizer: Any, contract: Any, queries: list, docs: list) -> list[int]:
     """Indices of the pairs whose fields and whole prompt fit the contract's limits (no truncation anywhere): other
     stacks cut long inputs their own way, so only these can be compared id for id."""
-    from rerank_align.scoring.contract import format_document, query_text
-
     out = []
     for i, (q, d) in enumerate(zip(queries, docs)):
         qt, dt = query_text(q), format_document(d, contract.document_format)

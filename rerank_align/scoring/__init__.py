@@ -1,4 +1,4 @@
-"""The scoring contract (DESIGN §1): reranker.json, tokenisation, the scoring forward pass and ``Reranker``."""
+"""The scoring contract (docs/design.md §1): reranker.json, tokenisation, the scoring forward pass and ``Reranker``."""
 
 from rerank_align.scoring.contract import CONTRACT_FILE, ListFormat, ScoringContract
 from rerank_align.scoring.encode import PairEncoder

@@ -1,4 +1,4 @@
-"""The scoring contract (DESIGN §1), saved next to the weights as ``reranker.json``.
+"""The scoring contract (docs/design.md §1), saved next to the weights as ``reranker.json``.
 
 Everything that turns (query, document) into a score is written here literally — template strings, answer tokens
 and their ids, the score formula, per-field max lengths and truncation sides, padding side, the list identifier
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rerank_align.errors import ContractError
+from rerank_align.io import atomic_write
 
 CONTRACT_FILE = "reranker.json"
 # 2: the prompt is tokenised as whole strings (``segments``, else the whole template); 1: each literal piece and
@@ -219,8 +220,6 @@ class ScoringContract:
         return hashlib.sha256(self.to_json().encode("utf-8")).hexdigest()
 
     def save(self, directory: str | os.PathLike) -> Path:
-        from rerank_align.io import atomic_write
-
         path = Path(directory) / CONTRACT_FILE
         with atomic_write(path) as fh:
             fh.write(self.to_json())

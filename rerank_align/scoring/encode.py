@@ -319,10 +319,28 @@ class PairEncoder:
         return out
 
 
-def pair_encoder(tokenizer: Any, contract: ScoringContract) -> PairEncoder:
-    """The encoder for ``contract``: a VLM contract (``vision`` set) reads images too (scoring/vision.py)."""
-    if contract.vision is not None:
-        from rerank_align.scoring.vision import MultimodalPairEncoder
+def left_pad(
+    seqs: Sequence[Sequence[int]],
+    pad_id: int,
+    **columns: tuple[Sequence[Sequence[float]], float, torch.dtype],
+) -> dict[str, torch.Tensor]:
+    """Left-pad token id lists to the longest: ``input_ids`` and ``attention_mask`` ``(B, T)`` (int64), plus each
+    per-token column given as ``name=(values per row, fill value, dtype)``, padded the same way.
 
-        return MultimodalPairEncoder(tokenizer, contract)
-    return PairEncoder(tokenizer, contract)
+    Left padding puts every sequence's end at the last position, where generation and completion scoring read;
+    positions come from the attention mask (scoring/forward.py), so the padding changes no score.
+
+    >>> left_pad([[5, 6], [7]], 0, labels=([[1, 2], [3]], -100, torch.long))["labels"].tolist()
+    [[1, 2], [-100, 3]]
+    """
+    t = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), t), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), t), dtype=torch.long)
+    padded = {k: torch.full((len(seqs), t), fill, dtype=dtype) for k, (_, fill, dtype) in columns.items()}
+    for i, s in enumerate(seqs):
+        start = t - len(s)
+        ids[i, start:] = torch.tensor(s, dtype=torch.long)
+        mask[i, start:] = 1
+        for k, (values, _, dtype) in columns.items():
+            padded[k][i, start:] = torch.tensor(values[i], dtype=dtype)
+    return {"input_ids": ids, "attention_mask": mask, **padded}

@@ -1,4 +1,4 @@
-"""The one scoring forward pass (DESIGN §1): a tokenised batch → one score per pair.
+"""The one scoring forward pass (docs/design.md §1): a tokenised batch → one score per pair.
 
 Used verbatim by the score trainer and by ``Reranker``; nothing else computes scores.
 
@@ -55,8 +55,6 @@ def last_hidden(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     bb = backbone(model)
     # Qwen2-VL family: 3-D M-RoPE positions from the image grids and the mask
     if hasattr(bb, "get_rope_index"):
-        from rerank_align.scoring.vision import mrope_positions
-
         position_ids = mrope_positions(bb, batch)
     else:
         position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -113,3 +111,19 @@ def score_forward(model: Any, contract: ScoringContract, batch: dict[str, torch.
     if contract.kind in ("yesno", "head"):
         return scores_from_hidden(model, contract, last_hidden(model, batch))
     raise ValueError(f"score_forward does not handle kind {contract.kind!r}; listwise rerankers rank lists")
+
+
+def mrope_positions(backbone: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Qwen2-VL M-RoPE position ids ``(3, N, T)`` from the ids, the image grids and the attention mask.
+
+    For a text-only row all three rows equal the 1-D positions of the text path (0, 1, … over the unmasked
+    tokens), so a text-only pair scores as a text model with the same weights would."""
+    ids = batch["input_ids"]
+    mm_types = (ids == backbone.config.image_token_id).int()
+    positions, _ = backbone.get_rope_index(
+        ids,
+        mm_token_type_ids=mm_types,
+        image_grid_thw=batch.get("image_grid_thw"),
+        attention_mask=batch["attention_mask"],
+    )
+    return positions

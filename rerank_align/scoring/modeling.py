@@ -10,7 +10,8 @@ from typing import Any
 
 from rerank_align.errors import ContractError, RerankAlignError
 from rerank_align.models.packaged import resolve_prepared
-from rerank_align.scoring.contract import ListFormat, ScoringContract, single_token_id
+from rerank_align.scoring.contract import ListFormat, ScoringContract, VisionFormat, single_token_id
+from rerank_align.scoring.encode import PairEncoder
 from rerank_align.scoring.templates import (
     CHAT_PRESET_NAMES,
     PRESETS,
@@ -19,6 +20,7 @@ from rerank_align.scoring.templates import (
     resolve_segments,
     resolve_template,
 )
+from rerank_align.scoring.vision import IMAGE_TOKENS, SUPPORTED_MODEL_TYPES, MultimodalPairEncoder
 
 log = logging.getLogger(__name__)
 _said_sdpa = False
@@ -270,8 +272,6 @@ def build_contract(
         formula = "head" if kind == "head" else (formula or "logit_diff")
     vision_section = None
     if architecture == "vlm" and kind != "listwise":
-        from rerank_align.scoring.vision import vision_format
-
         vision_section = vision_format(tokenizer, base_model, revision=base_model_revision, **(vision or {}))
     return ScoringContract(
         kind=kind,  # type: ignore[arg-type]
@@ -298,3 +298,50 @@ def build_contract(
 
 def is_adapter_dir(path: str | os.PathLike) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
+
+
+def vision_format(
+    tokenizer: Any, base_model: str, *, revision: str | None = None, **overrides: Any
+) -> VisionFormat:
+    """The ``vision`` section for a Qwen2-VL-family base model: its image processor's settings and token ids.
+
+    ``overrides`` (e.g. ``max_pixels``) replace the base model's processor settings; they are recorded literally."""
+    model_type = read_model_type(base_model, revision)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise ContractError(
+            f"images are supported for {', '.join(SUPPORTED_MODEL_TYPES)} models, not {model_type!r}",
+            where="model.name_or_path",
+            hint="use a Qwen2-VL or Qwen2.5-VL base model",
+        )
+    from transformers import AutoImageProcessor
+
+    proc = AutoImageProcessor.from_pretrained(resolve_model_path(base_model), revision=revision)
+    size = dict(getattr(proc, "size", None) or {})
+    settings: dict[str, Any] = {
+        "min_pixels": int(size.get("shortest_edge", getattr(proc, "min_pixels", 56 * 56))),
+        "max_pixels": int(size.get("longest_edge", getattr(proc, "max_pixels", 28 * 28 * 1280))),
+        "patch_size": int(proc.patch_size),
+        "temporal_patch_size": int(proc.temporal_patch_size),
+        "merge_size": int(proc.merge_size),
+        "image_mean": [float(x) for x in proc.image_mean],
+        "image_std": [float(x) for x in proc.image_std],
+        "rescale_factor": float(proc.rescale_factor),
+        "resample": int(proc.resample),
+    }
+    allowed = ("min_pixels", "max_pixels", "image_position")
+    unknown = sorted(set(overrides) - set(allowed))
+    if unknown:
+        raise ContractError(
+            f"unknown vision settings {unknown}", where="vision", hint=f"one of {', '.join(allowed)}"
+        )
+    settings.update(overrides)
+    v = VisionFormat(**settings)
+    v.token_ids = {k: single_token_id(tokenizer, getattr(v, k), f"vision.{k}") for k in IMAGE_TOKENS}
+    return v
+
+
+def pair_encoder(tokenizer: Any, contract: ScoringContract) -> PairEncoder:
+    """The encoder for ``contract``: a VLM contract (``vision`` set) reads images too (scoring/vision.py)."""
+    if contract.vision is not None:
+        return MultimodalPairEncoder(tokenizer, contract)
+    return PairEncoder(tokenizer, contract)

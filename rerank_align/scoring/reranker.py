@@ -12,20 +12,25 @@ from typing import Any
 import numpy as np
 import torch
 
+from rerank_align.io import atomic_dir
 from rerank_align.precision import autocast_dtype as precision_autocast_dtype
 from rerank_align.precision import native_bf16
 from rerank_align.precision import resolve as resolve_precision
 from rerank_align.scoring.contract import ScoringContract
-from rerank_align.scoring.encode import Doc, pair_encoder
+from rerank_align.scoring.encode import Doc
 from rerank_align.scoring.forward import score_forward, unwrap
+from rerank_align.scoring.listwise import ListwiseRanker
 from rerank_align.scoring.modeling import (
     architecture_of,
     build_contract,
     is_adapter_dir,
     load_model,
     load_tokenizer,
+    pair_encoder,
     read_model_type,
 )
+from rerank_align.scoring.prefix import prefix_reuse_applies, score_with_prefix_reuse
+from rerank_align.scoring.quantization import saved_quantization
 
 
 def _default_device() -> str:
@@ -129,8 +134,6 @@ class Reranker:
         self.name = Path(path).name if path else contract.base_model
         self.listwise = None
         if contract.kind == "listwise":
-            from rerank_align.listwise.inference import ListwiseRanker
-
             self.listwise = ListwiseRanker(
                 self.model, tokenizer, contract, device=self.device, batch_size=batch_size
             )
@@ -172,8 +175,6 @@ class Reranker:
         contract = ScoringContract.load(path)
         if is_adapter_dir(path):
             from peft import PeftModel
-
-            from rerank_align.training.model import saved_quantization
 
             # a QLoRA adapter scores as trained only on its 4-bit base (the quantisation error is part of the model)
             base = load_model(
@@ -255,8 +256,6 @@ class Reranker:
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Weights (safetensors), tokenizer and reranker.json, written atomically."""
-        from rerank_align.io import atomic_dir
-
         with atomic_dir(directory) as tmp:
             self.model.save_pretrained(tmp, safe_serialization=True)
             self.tokenizer.save_pretrained(tmp)
@@ -276,8 +275,6 @@ class Reranker:
             return np.zeros(0, dtype=np.float32)
         feats = self.encoder.encode(queries, docs)
         if self.reuse_prefix:
-            from rerank_align.scoring.prefix import prefix_reuse_applies, score_with_prefix_reuse
-
             if prefix_reuse_applies(self.contract, self.model):
                 groups: dict[str, list[int]] = {}
                 for i, q in enumerate(self.encoder.texts(queries, [""] * len(queries))[0]):
@@ -350,7 +347,7 @@ class Reranker:
     def rank_lists(
         self, queries: Sequence[str | dict], doc_lists: Sequence[Sequence[Doc]], **options: Any
     ) -> list:
-        """Listwise kind only: a :class:`~rerank_align.listwise.inference.ListRanking` per list (order, number of
+        """Listwise kind only: a :class:`~rerank_align.scoring.listwise.ListRanking` per list (order, number of
         model outputs, how many needed repair). ``options``: strategy, decoding, window, stride."""
         if self.listwise is None:
             raise NotImplementedError("rank_lists is for listwise rerankers; use rerank() or score_pairs()")

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from rerank_align.errors import ContractError
 
 FIELDS = ("query", "document")
-RESOLVED_AT_BUILD = ("instruction", "bos", "eos")
 
 
 @dataclass(frozen=True)

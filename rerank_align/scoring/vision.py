@@ -1,4 +1,4 @@
-"""Images under the scoring contract (DESIGN §1): the Qwen2-VL / Qwen2.5-VL family as a ``yesno`` reranker, with
+"""Images under the scoring contract (docs/design.md §1): the Qwen2-VL / Qwen2.5-VL family as a ``yesno`` reranker, with
 text and/or an image on either side of the pair (a single-logit ``head`` on a VLM and listwise VLMs are not built).
 
 The prompt is the text template; a field (query or document) that carries an image gets the image block the
@@ -23,54 +23,12 @@ from typing import Any
 import torch
 
 from rerank_align.errors import ContractError, InputError
-from rerank_align.scoring.contract import ScoringContract, VisionFormat, single_token_id
+from rerank_align.scoring.contract import ScoringContract, VisionFormat
 from rerank_align.scoring.encode import Doc, PairEncoder
 
 # model types whose processor writes the image block above and whose model computes M-RoPE with get_rope_index
 SUPPORTED_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
 IMAGE_TOKENS = ("vision_start", "image_pad", "vision_end")
-
-
-def vision_format(
-    tokenizer: Any, base_model: str, *, revision: str | None = None, **overrides: Any
-) -> VisionFormat:
-    """The ``vision`` section for a Qwen2-VL-family base model: its image processor's settings and token ids.
-
-    ``overrides`` (e.g. ``max_pixels``) replace the base model's processor settings; they are recorded literally."""
-    from rerank_align.scoring.modeling import read_model_type, resolve_model_path
-
-    model_type = read_model_type(base_model, revision)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        raise ContractError(
-            f"images are supported for {', '.join(SUPPORTED_MODEL_TYPES)} models, not {model_type!r}",
-            where="model.name_or_path",
-            hint="use a Qwen2-VL or Qwen2.5-VL base model",
-        )
-    from transformers import AutoImageProcessor
-
-    proc = AutoImageProcessor.from_pretrained(resolve_model_path(base_model), revision=revision)
-    size = dict(getattr(proc, "size", None) or {})
-    settings: dict[str, Any] = {
-        "min_pixels": int(size.get("shortest_edge", getattr(proc, "min_pixels", 56 * 56))),
-        "max_pixels": int(size.get("longest_edge", getattr(proc, "max_pixels", 28 * 28 * 1280))),
-        "patch_size": int(proc.patch_size),
-        "temporal_patch_size": int(proc.temporal_patch_size),
-        "merge_size": int(proc.merge_size),
-        "image_mean": [float(x) for x in proc.image_mean],
-        "image_std": [float(x) for x in proc.image_std],
-        "rescale_factor": float(proc.rescale_factor),
-        "resample": int(proc.resample),
-    }
-    allowed = ("min_pixels", "max_pixels", "image_position")
-    unknown = sorted(set(overrides) - set(allowed))
-    if unknown:
-        raise ContractError(
-            f"unknown vision settings {unknown}", where="vision", hint=f"one of {', '.join(allowed)}"
-        )
-    settings.update(overrides)
-    v = VisionFormat(**settings)
-    v.token_ids = {k: single_token_id(tokenizer, getattr(v, k), f"vision.{k}") for k in IMAGE_TOKENS}
-    return v
 
 
 def image_processor(v: VisionFormat) -> Any:
@@ -188,22 +146,6 @@ class MultimodalPairEncoder(PairEncoder):
         out = super().collate(features)
         out.update(self.image_tensors([f for feat in features for f in feat.get("image_files") or []]))
         return out
-
-
-def mrope_positions(backbone: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Qwen2-VL M-RoPE position ids ``(3, N, T)`` from the ids, the image grids and the attention mask.
-
-    For a text-only row all three rows equal the 1-D positions of the text path (0, 1, … over the unmasked
-    tokens), so a text-only pair scores as a text model with the same weights would."""
-    ids = batch["input_ids"]
-    mm_types = (ids == backbone.config.image_token_id).int()
-    positions, _ = backbone.get_rope_index(
-        ids,
-        mm_token_type_ids=mm_types,
-        image_grid_thw=batch.get("image_grid_thw"),
-        attention_mask=batch["attention_mask"],
-    )
-    return positions
 
 
 def slice_pairs(

@@ -22,6 +22,10 @@ from typing import Any
 import torch
 
 from rerank_align.errors import RerankAlignError
+from rerank_align.export.card import write_card
+from rerank_align.export.push import push
+from rerank_align.io import atomic_write
+from rerank_align.scoring.vision import image_processor
 
 
 class NonFiniteLossError(RerankAlignError):
@@ -87,13 +91,10 @@ class RerankTrainerMixin:
         if self.args.should_save:
             out = Path(output_dir or self.args.output_dir)
             if self.recipe_text is not None:
-                from rerank_align.io import atomic_write
-
                 with atomic_write(out / "recipe.yaml") as fh:
                     fh.write(self.recipe_text)
             if self.contract is not None and self.contract.vision is not None:
                 # for other tools; rerank_align rebuilds the image processor from reranker.json
-                from rerank_align.scoring.vision import image_processor
 
                 image_processor(self.contract.vision).save_pretrained(out)
             if self.contract is not None:  # last: a folder without reranker.json is not a finished save
@@ -102,8 +103,6 @@ class RerankTrainerMixin:
 
     # -- the model card and hub pushes ---------------------------------------------------------------------------
     def _write_card(self, out: Path) -> None:
-        from rerank_align.export.card import write_card
-
         recipe = out / "recipe.yaml"
         name = (
             Path(self.args.hub_model_id).name if self.args.hub_model_id else Path(self.args.output_dir).name
@@ -139,8 +138,6 @@ class RerankTrainerMixin:
             self.push_in_progress = None
 
     def _push_folder(self, folder: Path, message: str) -> Any:
-        from rerank_align.export.push import push
-
         private = self.args.hub_private_repo
         return push(
             folder,

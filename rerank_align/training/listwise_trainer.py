@@ -24,10 +24,11 @@ from typing import Any, Literal
 import torch
 
 from rerank_align.errors import ContractError
-from rerank_align.listwise.format import first_tokens
-from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.losses.ltr import ranknet
 from rerank_align.losses.token_weights import fullrank_token_weights, token_logps, weighted_token_nll
+from rerank_align.scoring.encode import left_pad
+from rerank_align.scoring.listwise_format import first_tokens
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.common import RerankTrainerMixin
 
 Method = Literal["fullrank", "first"]
@@ -76,28 +77,19 @@ class ListwiseCollator:
         self.pad_id = pad_id
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        t = max(len(f["input_ids"]) for f in features)
         b = len(features)
-        ids = torch.full((b, t), self.pad_id, dtype=torch.long)
-        labels = torch.full((b, t), -100, dtype=torch.long)
-        weights = torch.zeros((b, t))
-        mask = torch.zeros((b, t), dtype=torch.long)
+        out = left_pad(
+            [f["input_ids"] for f in features],
+            self.pad_id,
+            labels=([f["labels"] for f in features], -100, torch.long),
+            weights=([f["weights"] for f in features], 0.0, torch.float32),
+        )
+        t = out["input_ids"].shape[1]
         keep = 1
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            ids[i, t - n :] = torch.tensor(f["input_ids"])
-            labels[i, t - n :] = torch.tensor(f["labels"])
-            weights[i, t - n :] = torch.tensor(f["weights"], dtype=torch.float32)
-            mask[i, t - n :] = 1
+        for f in features:
             first_label = next(k for k, x in enumerate(f["labels"]) if x != -100)
-            keep = max(keep, n - first_label + 1)
-        out = {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "labels": labels,
-            "weights": weights,
-            "logits_to_keep": torch.tensor(keep),
-        }
+            keep = max(keep, len(f["input_ids"]) - first_label + 1)
+        out["logits_to_keep"] = torch.tensor(keep)
         if "first_pos" in features[0]:
             g = max(len(f["id_tokens"]) for f in features)
             tok = torch.zeros((b, g), dtype=torch.long)

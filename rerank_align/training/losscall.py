@@ -1,4 +1,4 @@
-"""Calling a pure loss with the tensors it names (DESIGN §3): the trainer never special-cases a loss."""
+"""Calling a pure loss with the tensors it names (docs/design.md §3): the trainer never special-cases a loss."""
 
 from __future__ import annotations
 

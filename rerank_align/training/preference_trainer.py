@@ -1,4 +1,4 @@
-"""Preference alignment of listwise rerankers on TRL ``DPOTrainer`` (DESIGN §4): DPO, IRPO, Plackett-Luce DPO,
+"""Preference alignment of listwise rerankers on TRL ``DPOTrainer`` (docs/design.md §4): DPO, IRPO, Plackett-Luce DPO,
 ADPA and DCKD.
 
 Every sequence is ``prompt + answer``, where the prompt is the contract's list prompt (``ListPromptBuilder``, the ids
@@ -30,9 +30,15 @@ from typing import Any
 import torch
 
 from rerank_align.errors import RecipeError, RerankAlignError
-from rerank_align.listwise.format import render_identifier
-from rerank_align.listwise.preference import gains_of, ndcg
-from rerank_align.listwise.prompt import ListPromptBuilder
+from rerank_align.listwise.preference import (
+    gains_of,
+    ndcg,
+    pointwise_preferences,
+    preferences_from_qrels,
+    preferences_from_samples,
+    preferences_from_student_samples,
+    sample_permutations,
+)
 from rerank_align.losses.preference import (
     adpa_loss,
     dckd_loss,
@@ -40,7 +46,12 @@ from rerank_align.losses.preference import (
     plackett_luce_dpo,
 )
 from rerank_align.losses.token_weights import token_logps
+from rerank_align.scoring.encode import left_pad
+from rerank_align.scoring.listwise import ListwiseRanker
+from rerank_align.scoring.listwise_format import render_identifier
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.common import RerankTrainerMixin
+from rerank_align.training.ranking_eval import scoring_mode
 
 # --------------------------------------------------------------------------------------------------------------
 # encoding
@@ -148,15 +159,7 @@ class ItemCollator:
                 seqs.append(ex["prompt"] + comp)
                 items.append([-1] * len(ex["prompt"]) + it)
                 owner.append(q)
-        t = max(len(s) for s in seqs)
-        s_n = len(seqs)
-        ids = torch.full((s_n, t), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((s_n, t), dtype=torch.long)
-        item_index = torch.full((s_n, t), -1, dtype=torch.long)
-        for i, (s, it) in enumerate(zip(seqs, items)):
-            ids[i, t - len(s) :] = torch.tensor(s)
-            mask[i, t - len(s) :] = 1
-            item_index[i, t - len(s) :] = torch.tensor(it)
+        batch = left_pad(seqs, self.pad_id, item_index=(items, -1, torch.long))
         k = max(len(ex["target"]) for ex in exs)
         target = torch.zeros((len(exs), k))
         item_mask = torch.zeros((len(exs), k), dtype=torch.bool)
@@ -165,9 +168,7 @@ class ItemCollator:
             item_mask[q, : len(ex["target"])] = True
         keep = max(len(c) for ex in exs for c in ex["completions"]) + 1
         return {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "item_index": item_index,
+            **batch,
             "seq_query": torch.tensor(owner),
             "target": target,
             "item_mask": item_mask,
@@ -313,9 +314,6 @@ def generate_rankings(model: Any, builder: ListPromptBuilder, records: Sequence[
     """Greedy full-list rankings of ``records`` by ``model`` (listwise inference, one window per list). The model
     stays in train mode with dropout off (an eval-mode forward of a 4-bit model on CPU breaks the next training
     step; DPOTrainer disables dropout anyway, so this is the eval-mode function)."""
-    from rerank_align.listwise.inference import ListwiseRanker
-    from rerank_align.training.ranking_eval import scoring_mode
-
     ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
     with scoring_mode(model, keep_train_mode=True):
         res = ranker.rank_lists(
@@ -396,19 +394,10 @@ class PairCollator:
             for f in features:
                 seqs.append(list(f["prompt_ids"]) + list(f[key]))
                 comp.append([0] * len(f["prompt_ids"]) + [1] * len(f[key]))
-        t = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), t), self.pad_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        cmask = torch.zeros_like(ids)
-        for i, (s, c) in enumerate(zip(seqs, comp)):
-            ids[i, t - len(s) :] = torch.tensor(s)
-            mask[i, t - len(s) :] = 1
-            cmask[i, t - len(s) :] = torch.tensor(c)
+        batch = left_pad(seqs, self.pad_id, completion_mask=(comp, 0, torch.long))
         keep = max(max(len(f["chosen_ids"]), len(f["rejected_ids"])) for f in features) + 1
         return {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "completion_mask": cmask,
+            **batch,
             "idx": torch.tensor([int(f["idx"]) for f in features]),
             "logits_to_keep": torch.tensor(keep),
         }
@@ -570,9 +559,6 @@ def _policy_samples(
     model: Any, builder: ListPromptBuilder, records: Sequence[dict], mc: Any, k: int | None = None
 ) -> list:
     """``k`` (default ``mc.num_samples``) permutations per record sampled from the current listwise policy."""
-    from rerank_align.listwise.inference import ListwiseRanker
-    from rerank_align.listwise.preference import sample_permutations
-
     ranker = ListwiseRanker(model, builder.tokenizer, builder.contract)
     return sample_permutations(
         ranker,
@@ -589,13 +575,6 @@ def preference_records(
     """Preference records as given (``data.train_file``), or built from list records: from the graded qrels, or,
     with ``method.preference_source: samples``, against the farthest of permutations sampled from ``model``, or,
     with ``student``, against one permutation sampled from ``model`` as it is (ADPA's released semantics)."""
-    from rerank_align.listwise.preference import (
-        pointwise_preferences,
-        preferences_from_qrels,
-        preferences_from_samples,
-        preferences_from_student_samples,
-    )
-
     if not records or "chosen" in records[0]:
         return records
     mc = recipe.method

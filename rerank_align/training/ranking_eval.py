@@ -14,6 +14,8 @@ from transformers import TrainerCallback
 from rerank_align.config.recipe import EvalConfig
 from rerank_align.data import load_beir
 from rerank_align.data.bm25 import first_stage
+from rerank_align.evaluation.metrics import evaluate, final_order, mean
+from rerank_align.evaluation.mrb import as_collection
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.reranker import Reranker
 
@@ -51,8 +53,6 @@ def rerank_and_measure(
     rel: int = 1,
 ) -> dict[str, float]:
     """Mean of each metric over ``qids`` after reranking the top ``depth`` of ``run`` (ties: first-stage order)."""
-    from rerank_align.evaluation.metrics import evaluate, final_order, mean
-
     queries, docs, spans = [], [], []
     for q in qids:
         cands = [(d, s) for d, s in run.get(q, []) if d in collection.corpus][:depth]
@@ -89,8 +89,6 @@ def make_ranking_eval(
     ``precision``: the training run's resolved precision, so the dev metric is measured as the model trains."""
     run_path = cfg.run
     if (Path(cfg.beir) / "mrb.json").is_file():  # an MRB task folder (docs/mrb.md): images on either side
-        from rerank_align.evaluation.mrb import as_collection
-
         collection = as_collection(cfg.beir, cfg.split)
         run_path = run_path or str(Path(cfg.beir) / "candidates.run")
     else:

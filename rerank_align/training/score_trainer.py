@@ -23,6 +23,7 @@ from transformers import Trainer
 
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.forward import ScoreOutput, score_forward
+from rerank_align.scoring.vision import slice_pairs
 from rerank_align.training.common import RerankTrainerMixin
 from rerank_align.training.losscall import call_loss
 
@@ -70,8 +71,6 @@ class ScoreTrainer(RerankTrainerMixin, Trainer):
 
     def _score(self, model: Any, pairs: dict[str, torch.Tensor], sl: slice | None = None) -> ScoreOutput:
         if sl is not None:  # a chunk: its rows, and for a VLM the pixel patches of those rows' images
-            from rerank_align.scoring.vision import slice_pairs
-
             pairs = slice_pairs(pairs, sl, self.contract)
         return score_forward(model, self.contract, pairs)
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from rerank_align.scoring.encode import PairEncoder, pair_encoder
+from rerank_align.scoring.encode import PairEncoder
+from rerank_align.scoring.modeling import pair_encoder
+from rerank_align.training.collator import GroupCollator
 from rerank_align.training.common import RerankTrainerMixin
 
 
 def sft_examples(records: list[dict], encoder: PairEncoder, group_size: int, seed: int) -> list[dict]:
-    from rerank_align.training.collator import GroupCollator
-
     c = encoder.contract
     yes, no = c.answer_token_ids["yes"], c.answer_token_ids["no"]
     grouper = GroupCollator(encoder, group_size, seed=seed)

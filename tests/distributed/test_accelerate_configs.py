@@ -64,7 +64,7 @@ def test_every_config_is_known_and_loads_with_accelerate():
 
 @pytest.fixture(scope="module")
 def tiny_recipe(tiny_causal, tmp_path_factory) -> Path:
-    from rerank_align.testing.synthetic import make_task, write_beir
+    from rerank_align_testing.synthetic import make_task, write_beir
 
     folder = tmp_path_factory.mktemp("dist")
     task = write_beir(make_task(n_train=16, n_test=4, n_candidates=10), folder / "task")

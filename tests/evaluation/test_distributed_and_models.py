@@ -42,7 +42,7 @@ def test_two_processes_equal_one(synth_suite, tmp_path):
 def test_real_rerankers_tiny_models(synth_suite, tmp_path):
     pytest.importorskip("rerank_align.scoring")
     from rerank_align.scoring import Reranker
-    from rerank_align.testing.tiny import build_tiny_bert
+    from rerank_align_testing.tiny import build_tiny_bert
 
     tiny = build_tiny_bert(tmp_path / "tiny-bert")
     saved = tmp_path / "saved"

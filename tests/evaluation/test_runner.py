@@ -176,7 +176,7 @@ def test_bm25s_first_stage_when_no_run(synth_suite):
 
 
 def test_cross_encoder_system(synth_suite, tmp_path):
-    from rerank_align.testing.tiny import build_tiny_bert
+    from rerank_align_testing.tiny import build_tiny_bert
 
     tiny = build_tiny_bert(tmp_path / "ce")
     suite = load_suite(synth_suite, [f"systems.1={{name: ce, type: cross_encoder, path: {tiny}}}"])

@@ -33,8 +33,7 @@ def make_adapter(
     )
     kwargs = {}
     if qlora:  # the same 4-bit config the trainer uses (nf4, double quant, heads kept in full precision)
-        from rerank_align.config.recipe import QuantizationConfig
-        from rerank_align.training.model import bnb_config
+        from rerank_align.scoring.quantization import QuantizationConfig, bnb_config
 
         kwargs["quantization_config"] = bnb_config(
             QuantizationConfig(load_in_4bit=True, compute_dtype="float32", quant_storage="float32")

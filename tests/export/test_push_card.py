@@ -253,7 +253,7 @@ def test_trainer_push_to_hub_sends_our_card_and_the_model_only(tiny_bert, tmp_pa
 
     from rerank_align import train
     from rerank_align.config import parse_recipe
-    from rerank_align.testing.synthetic import make_task, write_beir
+    from rerank_align_testing.synthetic import make_task, write_beir
 
     endpoint, requests = fake_hub
     monkeypatch.setattr(hc, "HF_HUB_OFFLINE", False)

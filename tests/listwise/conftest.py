@@ -12,7 +12,7 @@ def digit_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from rerank_align.testing.synthetic import vocabulary
+    from rerank_align_testing.synthetic import vocabulary
 
     keywords, fillers = vocabulary()
     words = [
@@ -81,7 +81,7 @@ def digit_model(tmp_path_factory, digit_tok) -> Path:
 
 @pytest.fixture(scope="session")
 def synth_task(tmp_path_factory) -> Path:
-    from rerank_align.testing.synthetic import make_task, write_beir
+    from rerank_align_testing.synthetic import make_task, write_beir
 
     return write_beir(make_task(16, 6, 10, seed=3), tmp_path_factory.mktemp("synth") / "task")
 

@@ -6,7 +6,7 @@ import json
 
 from rerank_align.evaluation.config import load_suite
 from rerank_align.evaluation.runner import run_suite
-from rerank_align.listwise.inference import ListwiseRanker
+from rerank_align.scoring.listwise import ListwiseRanker
 
 
 def _suite(tmp_path, task, model):

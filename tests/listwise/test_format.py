@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from rerank_align.errors import ContractError
-from rerank_align.listwise.format import (
+from rerank_align.scoring.listwise import window_schedule
+from rerank_align.scoring.listwise_format import (
     answer_text,
     answer_with_spans,
     first_tokens,
     parse_permutation,
     render_identifier,
 )
-from rerank_align.listwise.inference import window_schedule
 
 
 def test_render_and_answer():
@@ -69,7 +69,7 @@ def test_window_schedule_back_to_front_and_covers_the_top():
 
 
 def test_first_tokens_tiny_tokenizer():
-    from rerank_align.testing.tiny import train_causal_tokenizer
+    from rerank_align_testing.tiny import train_causal_tokenizer
 
     tok = train_causal_tokenizer()
     ft = first_tokens(tok, "[{i}]", 20)

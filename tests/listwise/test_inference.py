@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from rerank_align.listwise.inference import ListwiseRanker
+from rerank_align.scoring.listwise import ListwiseRanker
 
 from .conftest import listwise_reranker
 

@@ -8,13 +8,13 @@ import numpy as np
 
 from rerank_align.data import read_list_records
 from rerank_align.data.beir import Collection
-from rerank_align.listwise.inference import ListRanking
-from rerank_align.listwise.labels import (
+from rerank_align.data.lists import (
     lists_from_qrels,
     lists_from_teacher,
     listwise_teacher_ranking,
     write_list_records,
 )
+from rerank_align.scoring.listwise import ListRanking
 
 
 def _collection(n=8):
@@ -52,7 +52,7 @@ class _OracleListwise:
         raise AssertionError
 
     def rank_lists(self, queries, doc_lists, *, strategy, window, stride, decoding=None):
-        from rerank_align.listwise.inference import window_schedule
+        from rerank_align.scoring.listwise import window_schedule
 
         docs = doc_lists[0]
         keys = [int(d["text"].split("k")[1]) for d in docs]

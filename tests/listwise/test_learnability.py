@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rerank_align.listwise.labels import lists_from_qrels
-from rerank_align.listwise.learnability import SHORT_PROMPT
-from rerank_align.listwise.prompt import ListPromptBuilder
+from rerank_align.data.lists import lists_from_qrels
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.listwise_trainer import ListwiseCollator, listwise_examples, listwise_loss
+from rerank_align_testing.listwise_learnability import SHORT_PROMPT
 
 from .conftest import listwise_reranker
 
@@ -41,7 +41,7 @@ def test_first_steps_reduce_the_loss(tiny_causal, synth_task):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["first", "fullrank"])
 def test_learnability(method, tmp_path):
-    from rerank_align.listwise.learnability import learnability
+    from rerank_align_testing.listwise_learnability import learnability
 
     # the measured setting of docs/learnability.md (learnability()'s defaults: lists of 10, 3,000 training lists,
     # 16 epochs for FIRST, 32 for fullrank; ~18 and ~36 CPU minutes)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from rerank_align.errors import ContractError
-from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.losses.token_weights import rank_weight
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.listwise_trainer import ListwiseCollator, listwise_examples, listwise_loss
 
 from .conftest import listwise_reranker

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rerank_align.errors import ContractError
-from rerank_align.listwise.prompt import MIN_PASSAGE_TOKENS, ListPromptBuilder
+from rerank_align.scoring.listwise_prompt import MIN_PASSAGE_TOKENS, ListPromptBuilder
 from rerank_align.scoring.modeling import build_contract
 
 
@@ -16,7 +16,7 @@ def _builder(tok, **kw):
 
 @pytest.fixture(scope="module")
 def tok():
-    from rerank_align.testing.tiny import train_causal_tokenizer
+    from rerank_align_testing.tiny import train_causal_tokenizer
 
     return train_causal_tokenizer()
 

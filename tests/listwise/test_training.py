@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rerank_align.listwise.learnability import SHORT_PROMPT
-from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.losses.ltr import ranknet
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.listwise_trainer import (
     ListwiseCollator,
     ListwiseSFTTrainer,
     listwise_examples,
     listwise_loss,
 )
+from rerank_align_testing.listwise_learnability import SHORT_PROMPT
 
 from .conftest import listwise_reranker
 

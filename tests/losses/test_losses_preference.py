@@ -10,7 +10,6 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rerank_align.losses import _reference as ref
 from rerank_align.losses import (
     adpa_loss,
     dckd_loss,
@@ -20,6 +19,7 @@ from rerank_align.losses import (
     mean_token_logps,
     plackett_luce_dpo,
 )
+from rerank_align_testing import reference_losses as ref
 
 SETTINGS = settings(max_examples=25, deadline=None)
 F64 = torch.float64

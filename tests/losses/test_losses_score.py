@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rerank_align.losses import SCORE_LOSSES, TENSOR_ARGS
-from rerank_align.losses import _reference as ref
+from rerank_align_testing import reference_losses as ref
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -1,4 +1,4 @@
-"""Preference builders: from samples (farthest by nDCG), from qrels, pointwise; all valid DESIGN §2 records; the
+"""Preference builders: from samples (farthest by nDCG), from qrels, pointwise; all valid docs/design.md §2 records; the
 sampler draws real permutations from a listwise model; IRPO items are the identifiers' tokens."""
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ def test_qrels_and_pointwise_builders():
 def test_sampled_permutations_are_permutations_and_vary(tiny_causal):
     import torch
 
-    from rerank_align.listwise.inference import ListwiseRanker
     from rerank_align.listwise.preference import sample_permutations
     from rerank_align.scoring import Reranker
+    from rerank_align.scoring.listwise import ListwiseRanker
 
     rr = Reranker.from_base(str(tiny_causal), kind="listwise", device="cpu", max_length=512)
     ranker = ListwiseRanker(rr.model, rr.tokenizer, rr.contract)
@@ -69,8 +69,8 @@ def test_sampled_permutations_are_permutations_and_vary(tiny_causal):
 
 
 def test_irpo_items_are_the_identifier_tokens(tiny_causal):
-    from rerank_align.listwise.prompt import ListPromptBuilder
     from rerank_align.scoring import Reranker
+    from rerank_align.scoring.listwise_prompt import ListPromptBuilder
     from rerank_align.training.preference_trainer import identifier_items
 
     rr = Reranker.from_base(str(tiny_causal), kind="listwise", device="cpu", max_length=512)

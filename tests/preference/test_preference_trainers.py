@@ -1,4 +1,4 @@
-"""Preference trainers (issue 8): one IRPO step with one relevant and one other item is one DPO step; ADPA / DCKD
+"""Preference trainers: one IRPO step with one relevant and one other item is one DPO step; ADPA / DCKD
 refuse a teacher of another vocabulary; the teachers' precomputed top-k equals the on-the-fly one; every method
 trains through the recipe path with LoRA and with QLoRA."""
 
@@ -253,14 +253,14 @@ def test_student_preference_source_keeps_the_students_sample_as_rejected():
 
 def _build(train, recipe, records=None):
     from rerank_align.config.load import model_architecture, training_args_class
-    from rerank_align.listwise.labels import load_list_training_records
+    from rerank_align.data.training_records import training_records
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.training.model import build_model
     from rerank_align.training.preference_trainer import build_preference_trainer
 
     tok = load_tokenizer(recipe.model.name_or_path)
     contract = train.build_contract_for(recipe, tok, model_architecture(recipe))
-    records = load_list_training_records(recipe) if records is None else records
+    records = training_records(recipe.data, "list", seed=recipe.seed) if records is None else records
     model = build_model(recipe, contract)
     args = training_args_class("DPOConfig")(**{**train.default_training_args(recipe), **recipe.training})
     return build_preference_trainer(recipe, model, tok, contract, records, args, None)
@@ -350,7 +350,7 @@ def test_long_list_prompts_are_not_cut_by_trls_default_max_length(tiny_causal, r
         "data.run=null",
         f"data.train_file={path}",
     )
-    trainer = _build(train, r, records=train.load_preference_records(r))
+    trainer = _build(train, r, records=train.load_training_records(r))
     row = trainer.train_dataset[0]
     assert len(row["prompt_ids"]) > 1024
     batch = trainer.data_collator([row])

@@ -10,8 +10,8 @@ import pytest
 @pytest.fixture(scope="session")
 def chat_tok():
     """The tiny byte-level BPE tokenizer (chat markers are special tokens) with a ChatML chat template."""
-    from rerank_align.testing.chat import CHATML
-    from rerank_align.testing.tiny import train_causal_tokenizer
+    from rerank_align_testing.chat import CHATML
+    from rerank_align_testing.tiny import train_causal_tokenizer
 
     tok = train_causal_tokenizer()
     tok.chat_template = CHATML

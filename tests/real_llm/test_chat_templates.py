@@ -8,9 +8,9 @@ import json
 import pytest
 
 from rerank_align.errors import ContractError
-from rerank_align.listwise.prompt import ListPromptBuilder
 from rerank_align.scoring.contract import ListFormat
 from rerank_align.scoring.encode import PairEncoder
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.scoring.modeling import build_contract
 
 SYSTEM = (
@@ -121,7 +121,7 @@ def test_chat_list_prompt_decodes_to_the_rendered_string(chat_tok):
 
 
 @pytest.mark.xfail(
-    reason="listwise/prompt.py tokenises the literal pieces and fields separately; RankGPT's prompt puts the query "
+    reason="scoring/listwise_prompt.py tokenises the literal pieces and fields separately; RankGPT's prompt puts the query "
     "after ': ', where byte-level BPE attaches the space to the query's first word in the whole string",
     strict=False,
 )

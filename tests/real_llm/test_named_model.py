@@ -13,7 +13,7 @@ import pytest
 @pytest.fixture
 def named_cache(tmp_path, monkeypatch):
     from rerank_align.models.packaged import CACHE_ENV
-    from rerank_align.testing.chat import build_tiny_chat_llama
+    from rerank_align_testing.chat import build_tiny_chat_llama
 
     folder = tmp_path / "cache" / "smollm2-135m-instruct"
     build_tiny_chat_llama(tmp_path / "tiny")

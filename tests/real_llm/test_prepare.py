@@ -28,7 +28,7 @@ def tiny_llama_gguf(tmp_path_factory, chat_tok):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rerank_align.testing.chat import CHATML
+    from rerank_align_testing.chat import CHATML
 
     tok = chat_tok
     cfg = LlamaConfig(

@@ -21,8 +21,8 @@ def rel(p: Path) -> str:
 
 @pytest.fixture(scope="session")
 def recipe_task(tmp_path_factory) -> dict[str, Path]:
-    """The synthetic BEIR task (rerank_align.testing.synthetic) and a teacher file over all its judged pairs."""
-    from rerank_align.testing.synthetic import make_task, write_beir
+    """The synthetic BEIR task (rerank_align_testing.synthetic) and a teacher file over all its judged pairs."""
+    from rerank_align_testing.synthetic import make_task, write_beir
 
     folder = tmp_path_factory.mktemp("recipe_task")
     task = make_task(n_train=16, n_test=6, n_candidates=12)

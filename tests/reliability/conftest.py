@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rerank_align.testing.synthetic import make_task, write_beir
+from rerank_align_testing.synthetic import make_task, write_beir
 
 
 @pytest.fixture(autouse=True)

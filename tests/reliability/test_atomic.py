@@ -104,7 +104,6 @@ def test_interrupted_checkpoint_is_never_resumed(tiny_causal, syn_task, tmp_path
 
 
 def test_interrupted_merge_keeps_the_previous_merge(tiny_causal, tmp_path, monkeypatch):
-    from rerank_align.export import card
     from rerank_align.export import merge as merge_mod
     from tests.export.conftest import make_adapter
 
@@ -112,7 +111,7 @@ def test_interrupted_merge_keeps_the_previous_merge(tiny_causal, tmp_path, monke
     out = tmp_path / "merged"
     merge_mod.merge(adapter, out)
     good = snapshot(out)
-    monkeypatch.setattr(card, "write_card", boom)  # the last step inside the temporary folder
+    monkeypatch.setattr(merge_mod, "write_card", boom)  # the last step inside the temporary folder
     with pytest.raises(KeyboardInterrupt):
         merge_mod.merge(adapter, out, overwrite=True)
     assert snapshot(out) == good

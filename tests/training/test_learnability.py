@@ -1,4 +1,4 @@
-"""Learnability of the score objectives on the synthetic task (issue 4; table and commands: docs/learnability.md).
+"""Learnability of the score objectives on the synthetic task (table and commands: docs/learnability.md).
 
 Default run: two representative objectives (InfoNCE on the tiny BERT, LambdaLoss on the tiny causal LM) on a
 reduced task must lift held-out nDCG@10 well above its untrained value. Slow run (the acceptance check): every
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_align.testing.learnability import OBJECTIVES, applicable, run_objective
+from rerank_align_testing.learnability import OBJECTIVES, applicable, run_objective
 
 ACCEPTANCE = [(model, obj) for model in ("causal", "bert") for obj in applicable(model)]
 

@@ -10,7 +10,7 @@ import torch
 
 from rerank_align.config import parse_recipe
 from rerank_align.scoring import Reranker
-from rerank_align.testing.synthetic import make_task, write_beir
+from rerank_align_testing.synthetic import make_task, write_beir
 
 
 @pytest.fixture(scope="module")

@@ -12,17 +12,18 @@ Sources:
   pass, as used to label RankGPT / RankZephyr data, orders only the head; this orders all N.
 
 Records are ``{"qid", "query", "docs", "ranking", "labels"?}`` with ``docs`` in first-stage order and ``ranking``
-the 0-based indices best first (DESIGN §2).
+the 0-based indices best first (docs/design.md §2).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from typing import Any
 
 from rerank_align.data.beir import Collection, Qrels, Run
-from rerank_align.errors import InputError, RerankAlignError
+from rerank_align.data.jsonl import write_validated_jsonl
+from rerank_align.data.records import validate_list
+from rerank_align.errors import RerankAlignError
 
 
 def _candidates(collection: Collection, run: Run, qid: str, depth: int) -> list[str]:
@@ -152,34 +153,4 @@ def lists_from_teacher(
 
 def write_list_records(records: list[dict], path: str) -> None:
     """Validate every record, then write the JSONL atomically (nothing is half-written)."""
-    from rerank_align.data.jsonl import write_validated_jsonl
-    from rerank_align.data.records import validate_list
-
     write_validated_jsonl(records, path, validate_list)
-
-
-def load_list_training_records(recipe: Any) -> list[dict]:
-    """List records for a listwise recipe: ``data.train_file`` (list JSONL), or built from ``data.beir`` +
-    ``data.run`` with qrels grades (top ``data.depth`` candidates; ties by the teacher files when given)."""
-    from rerank_align.data import load_beir, read_run
-
-    d = recipe.data
-    if d.train_file:
-        from rerank_align.data.formats import read_records
-
-        records = read_records(d.train_file, "list", d.format, split=d.split, config=d.dataset_config)
-    else:
-        teacher = None
-        if d.teacher_files:
-            from rerank_align.training.teachers import ensemble, read_teacher_file
-
-            teacher = ensemble([read_teacher_file(p) for p in d.teacher_files], d.teacher_normalization)
-        col = load_beir(d.beir, split=d.split)
-        records = lists_from_qrels(col, read_run(d.run), depth=d.depth, teacher_scores=teacher)
-    if d.max_train_samples is not None and len(records) > d.max_train_samples:
-        records = random.Random(recipe.seed).sample(records, d.max_train_samples)
-    if not records:
-        raise InputError(
-            "no list records", where="data", hint="check the qrels split, the run and data.depth"
-        )
-    return records

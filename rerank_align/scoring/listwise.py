@@ -11,7 +11,7 @@ Strategies (``ListFormat.strategy``):
 Decodings (``ListFormat.decoding``):
 
 - ``generate``: greedy generation of the permutation (``[3] > [1] > …``), parsed with
-  :func:`~rerank_align.listwise.format.parse_permutation` (never fails; repairs are counted).
+  :func:`~rerank_align.scoring.listwise_format.parse_permutation` (never fails; repairs are counted).
 - ``first``: FIRST (Reddy et al. 2024, arXiv 2406.15657): one forward pass over prompt + the identifiers' shared
   prefix token(s); the candidates are sorted by the logit of their identifier's first distinct token at that
   position. Only those rows of lm_head are computed. No generation, never a repair.
@@ -30,10 +30,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rerank_align.listwise.format import capacity, first_tokens, parse_permutation
-from rerank_align.listwise.prompt import ListPromptBuilder
+from rerank_align.errors import ContractError
 from rerank_align.scoring.contract import ScoringContract
+from rerank_align.scoring.encode import left_pad
 from rerank_align.scoring.forward import last_hidden, unwrap
+from rerank_align.scoring.listwise_format import capacity, first_tokens, parse_permutation
+from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 
 
 def window_schedule(n: int, window: int, stride: int, strategy: str) -> list[tuple[int, int]]:
@@ -90,13 +92,7 @@ class ListwiseRanker:
 
     # -- one batch of windows --------------------------------------------------------------------------------
     def _left_pad(self, seqs: list[list[int]]) -> dict[str, torch.Tensor]:
-        n = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), n), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), n), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, n - len(s) :] = torch.tensor(s, dtype=torch.long)
-            mask[i, n - len(s) :] = 1
-        return {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
+        return {k: v.to(self.device) for k, v in left_pad(seqs, self.pad_id).items()}
 
     @torch.no_grad()
     def first_logits(self, windows: Sequence[tuple[Any, Sequence[Any]]]) -> list[torch.Tensor]:
@@ -189,8 +185,6 @@ class ListwiseRanker:
         cap = capacity(f.identifier)
         results = [ListRanking(list(range(len(d)))) for d in doc_lists]
         if strategy == "full" and cap is not None and any(len(d) > cap for d in doc_lists):
-            from rerank_align.errors import ContractError
-
             raise ContractError(
                 f"identifier {f.identifier!r} numbers at most {cap} candidates; full ranking got more",
                 where="reranker.json:list_format",

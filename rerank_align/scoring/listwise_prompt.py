@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rerank_align.errors import ContractError
-from rerank_align.listwise.format import answer_with_spans, render_identifier
 from rerank_align.scoring.contract import ListFormat, ScoringContract, format_document, query_text
+from rerank_align.scoring.listwise_format import answer_with_spans, render_identifier
 from rerank_align.scoring.templates import split_template
 
 MIN_PASSAGE_TOKENS = 4

@@ -54,9 +54,9 @@ def learnability(
     candidates/s. ``*_long``: the ``eval_candidates``-long held-out lists ranked with sliding windows."""
     from rerank_align.config.load import parse_recipe
     from rerank_align.scoring import Reranker
-    from rerank_align.testing.synthetic import make_task, write_beir
-    from rerank_align.testing.tiny import build_tiny_causal
     from rerank_align.train import run
+    from rerank_align_testing.synthetic import make_task, write_beir
+    from rerank_align_testing.tiny import build_tiny_causal
 
     workdir = Path(workdir)
     folder = workdir / f"task-{n_train}-{n_test}-{n_candidates}-s{seed}"

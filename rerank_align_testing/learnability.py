@@ -1,4 +1,4 @@
-"""The learnability check (issue 4): every objective must lift held-out nDCG@10 on the synthetic task.
+"""The learnability check: every objective must lift held-out nDCG@10 on the synthetic task.
 
 ``run_objective(model, objective, workdir)`` trains a tiny local model through the real entry point
 (``rerank_align.train.run`` with a recipe dict) on 200 training queries and evaluates on 50 held-out ones,
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rerank_align.testing.synthetic import make_task, vocabulary, write_beir
-from rerank_align.testing.tiny import build_tiny_bert, build_tiny_causal
+from rerank_align_testing.synthetic import make_task, vocabulary, write_beir
+from rerank_align_testing.tiny import build_tiny_bert, build_tiny_causal
 
 
 @dataclass(frozen=True)

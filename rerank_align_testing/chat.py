@@ -14,6 +14,6 @@ CHATML = (
 def build_tiny_chat_llama(path, *, hidden_size: int = 64, num_layers: int = 2, seed: int = 0):
     """A tiny ``LlamaForCausalLM`` (SmolLM2's architecture, tied embeddings) with the tiny byte-level tokenizer and
     :data:`CHATML`, saved to ``path``; for smoke runs of the SmolLM2 paths."""
-    from rerank_align.testing.tiny import build_tiny_causal
+    from rerank_align_testing.tiny import build_tiny_causal
 
     return build_tiny_causal(path, arch="llama", hidden_size=hidden_size, num_layers=num_layers, seed=seed)

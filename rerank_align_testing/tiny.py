@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from rerank_align.scoring.templates import PRESETS
-from rerank_align.testing.chat import CHATML
-from rerank_align.testing.synthetic import vocabulary
+from rerank_align_testing.chat import CHATML
+from rerank_align_testing.synthetic import vocabulary
 
 SPECIAL_CAUSAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<bos>"]
 SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

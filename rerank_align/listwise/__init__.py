@@ -1,0 +1,1 @@
+"""Listwise data: list records from labels and list preferences from permutations."""

@@ -1,1 +1,0 @@
-"""Tiny local models, tokenizers and a synthetic learnability task, built in code (no hub access, DESIGN §7)."""
