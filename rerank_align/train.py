@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from rerank_align.config import Recipe, load_recipe
-from rerank_align.config.load import model_architecture, training_args_class
+from rerank_align.config.contract import recipe_contract
+from rerank_align.config.load import training_args_class
 from rerank_align.config.recipe import POINTWISE_LOSSES
 from rerank_align.data.formats import source_kind
 from rerank_align.data.hf import hub_offline, looks_like_hub_id
@@ -26,7 +27,7 @@ from rerank_align.io import check_output, check_safetensors, write_json
 from rerank_align.losses import SCORE_LOSSES
 from rerank_align.models.packaged import resolve_prepared
 from rerank_align.precision import log_resolution, resolve
-from rerank_align.scoring.modeling import PACKAGED_MODELS, build_contract, load_tokenizer, pair_encoder
+from rerank_align.scoring.modeling import PACKAGED_MODELS, load_tokenizer, pair_encoder
 from rerank_align.training.collator import GroupCollator, RecordDataset
 from rerank_align.training.model import build_model
 from rerank_align.training.sft_yesno import build_sft_yesno_trainer
@@ -120,33 +121,6 @@ def recipe_yaml(recipe: Recipe) -> str:
     data = dataclasses.asdict(recipe)
     data.pop("source", None)
     return f"# resolved from {recipe.source}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-def build_contract_for(recipe: Recipe, tokenizer: Any, architecture: str) -> Any:
-    m = recipe.model
-    return build_contract(
-        tokenizer,
-        base_model=m.name_or_path,
-        base_model_revision=m.revision,
-        kind=m.kind,
-        architecture=architecture,
-        template=m.template,
-        instruction=m.instruction,
-        formula=m.formula,
-        answer_yes=m.answer_yes,
-        answer_no=m.answer_no,
-        max_query_length=m.max_query_length,
-        max_document_length=m.max_document_length,
-        max_length=m.max_length,
-        document_format=m.document_format,
-        truncation_side={"query": m.query_truncation_side, "document": m.document_truncation_side},
-        list_format={"prompt_template": m.list_prompt_template} if m.list_prompt_template else None,
-        vision={
-            k: v
-            for k, v in (("min_pixels", m.image_min_pixels), ("max_pixels", m.image_max_pixels))
-            if v is not None
-        },
-    )
 
 
 def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
@@ -340,7 +314,7 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     set_seed(recipe.seed)
     m = recipe.model
     tokenizer = load_tokenizer(m.name_or_path, revision=m.revision, trust_remote_code=m.trust_remote_code)
-    contract = build_contract_for(recipe, tokenizer, model_architecture(recipe))
+    contract = recipe_contract(recipe, tokenizer)
     records = load_training_records(recipe)
     model = build_model(recipe, contract)
     args_cls = training_args_class(spec.args_class)

@@ -189,7 +189,8 @@ class MethodConfig:
     )
     listwise_decoding: Literal["auto", "generate", "first"] = field(
         "auto",
-        help="Listwise inference saved in reranker.json: 'auto' = first for FIRST, generate for fullrank.",
+        help="Listwise inference saved in reranker.json: 'auto' = first for FIRST, generate for fullrank and the "
+        "preference methods.",
     )
     listwise_strategy: Literal["sliding", "full"] = field(
         "sliding", help="Listwise inference: sliding windows (back to front) or one full-list pass."

@@ -163,14 +163,6 @@ def build_listwise_trainer(recipe, model, tokenizer, contract, records, args, ra
 
     method: Method = recipe.method.name  # "fullrank" | "first"
     mc = recipe.method
-    lf = contract.list_format
-    lf.decoding = (
-        mc.listwise_decoding
-        if mc.listwise_decoding != "auto"
-        else ("first" if method == "first" else "generate")
-    )
-    lf.strategy, lf.window, lf.stride = mc.listwise_strategy, mc.listwise_window, mc.listwise_stride
-    contract.validate()
     builder = ListPromptBuilder(tokenizer, contract)
     examples = listwise_examples(records, builder, method)
     args.max_length = max(len(e["input_ids"]) for e in examples)

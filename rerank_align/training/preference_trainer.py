@@ -588,19 +588,10 @@ def preference_records(
     return preferences_from_samples(records, samples)
 
 
-def _setup_contract(recipe: Any, contract: Any) -> None:
-    mc = recipe.method
-    lf = contract.list_format
-    lf.decoding = "first" if mc.listwise_decoding == "first" else "generate"
-    lf.strategy, lf.window, lf.stride = mc.listwise_strategy, mc.listwise_window, mc.listwise_stride
-    contract.validate()
-
-
 def build_preference_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval) -> Any:
     """The trainer of a preference method (dpo, irpo, pl_dpo, adpa, dckd) for a recipe."""
     from datasets import Dataset
 
-    _setup_contract(recipe, contract)
     builder = ListPromptBuilder(tokenizer, contract)
     mc = recipe.method
     name = mc.name

@@ -252,14 +252,15 @@ def test_student_preference_source_keeps_the_students_sample_as_rejected():
 
 
 def _build(train, recipe, records=None):
-    from rerank_align.config.load import model_architecture, training_args_class
+    from rerank_align.config.contract import recipe_contract
+    from rerank_align.config.load import training_args_class
     from rerank_align.data.training_records import training_records
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.training.model import build_model
     from rerank_align.training.preference_trainer import build_preference_trainer
 
     tok = load_tokenizer(recipe.model.name_or_path)
-    contract = train.build_contract_for(recipe, tok, model_architecture(recipe))
+    contract = recipe_contract(recipe, tok)
     records = training_records(recipe.data, "list", seed=recipe.seed) if records is None else records
     model = build_model(recipe, contract)
     args = training_args_class("DPOConfig")(**{**train.default_training_args(recipe), **recipe.training})

@@ -105,8 +105,10 @@ def test_recipe_trains_two_steps_on_the_tiny_model(
 ):
     from rerank_align import train
     from rerank_align.config import load_recipe
+    from rerank_align.config.contract import recipe_contract
     from rerank_align.config.load import model_architecture
     from rerank_align.scoring import Reranker
+    from rerank_align.scoring.modeling import load_tokenizer
 
     recipe = load_recipe(path)
     out = tmp_path / "out"
@@ -123,6 +125,9 @@ def test_recipe_trains_two_steps_on_the_tiny_model(
     assert summary["steps"] == 2
     assert summary["train_loss"] == summary["train_loss"]  # not NaN
     assert (out / "reranker.json").is_file()
+    # the saved contract is exactly the one function's, byte for byte: no trainer changed it
+    tok = load_tokenizer(tiny.model.name_or_path)
+    assert (out / "reranker.json").read_text(encoding="utf-8") == recipe_contract(tiny, tok).to_json()
     if tiny_vlm is not None:  # the VLM recipes train the tiny Qwen2-VL and save its vision contract
         assert Reranker.from_pretrained(out).contract.vision is not None
     if recipe.model.kind != "listwise":

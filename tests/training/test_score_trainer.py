@@ -54,13 +54,14 @@ def no_dropout(model) -> None:
 def build(d: dict):
     """The trainer exactly as train.run builds it (without training)."""
     from rerank_align import train
-    from rerank_align.config.load import model_architecture, training_args_class
+    from rerank_align.config.contract import recipe_contract
+    from rerank_align.config.load import training_args_class
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.training.model import build_model
 
     r = parse_recipe(d)
     tok = load_tokenizer(r.model.name_or_path)
-    contract = train.build_contract_for(r, tok, model_architecture(r))
+    contract = recipe_contract(r, tok)
     records = train.load_training_records(r)
     torch.manual_seed(0)
     model = build_model(r, contract)
