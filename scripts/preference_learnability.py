@@ -101,6 +101,19 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--teacher", help="ADPA/DCKD teacher folder (default: this run's DPO result)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--heldout-seed",
+        type=int,
+        default=None,
+        help="seed of the two held-out sets (default: --seed + 100): a fresh pair to confirm a setting chosen on the "
+        "default pair",
+    )
+    ap.add_argument(
+        "--loss-args",
+        type=json.loads,
+        default=None,
+        help="JSON merged into method.loss_args of every method run, e.g. '{\"lambda_adpa\": 0.1}'",
+    )
     a = ap.parse_args()
 
     from rerank_align.config.load import parse_recipe
@@ -128,10 +141,11 @@ def main() -> None:
             print("start:", json.dumps(results["start_training"]), flush=True)
 
     heldout = {}
+    hseed = a.seed + 100 if a.heldout_seed is None else a.heldout_seed
     for n in (10, 20):
-        folder = work / f"heldout-{a.heldout}x{n}-s{a.seed + 100 + n}"
+        folder = work / f"heldout-{a.heldout}x{n}-s{hseed + n}"
         if not (folder / "corpus.jsonl").exists():
-            write_beir(make_task(0, a.heldout, n, seed=a.seed + 100 + n), folder)
+            write_beir(make_task(0, a.heldout, n, seed=hseed + n), folder)
         heldout[n] = folder
 
     def measure(folder: Path) -> dict[str, Any]:
@@ -184,6 +198,7 @@ def main() -> None:
             "data": data,
             "method": {
                 **settings[m],
+                **({"loss_args": a.loss_args} if a.loss_args else {}),
                 "listwise_strategy": "sliding",
                 "listwise_window": 10,
                 "listwise_stride": 5,
