@@ -3,10 +3,11 @@
     OMP_NUM_THREADS=1 python scripts/preference_learnability.py --workdir /tmp/pref
 
 1. The start is the 6,000-step fullrank model of docs/learnability.md (``learnability("fullrank", ...)``: the tiny
-   untied Qwen3, 3,000 generated lists of 10, held-out 0.996), trained once into ``<workdir>/start`` (~36 CPU
-   minutes) and reused afterwards; ``--start-model`` / ``--start-task`` take an existing one instead.
+   untied Qwen3, 3,000 generated lists of 10; held-out 0.996 on an AVX512 CPU, 0.918 on an AVX2 one), trained once
+   into ``<workdir>/start`` (~36–44 CPU minutes) and reused afterwards; ``--start-model`` / ``--start-task`` take an existing one instead.
 2. Two fresh held-out sets (``--heldout`` queries each, never trained on): lists of 10 (one window) and lists of 20
-   ranked with sliding windows of 10, stride 5 (where the start has head-room: 0.937 in docs/learnability.md).
+   ranked with sliding windows of 10, stride 5 (where the start has head-room: 0.75–0.94 depending on the CPU it
+   was trained on; docs/preference.md).
 3. Each method trains from the start through the real entry point (recipe → ``rerank_align.train.run`` → saved
    folder → ``Reranker.from_pretrained``) on ``--train-lists`` lists of the start's training task:
    DPO (sigmoid; chosen = graded order, rejected = the farthest of 4 samples of the start), IRPO (the start's

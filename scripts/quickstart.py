@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_QUERIES = 640  # ~ max_steps × groups per step of the recipe: one pass over the labelled queries
+TRAIN_QUERIES = 480  # ~ max_steps × groups per step of the recipe: one pass over the labelled queries
 LABEL_DEPTH = (
     10  # the teacher labels the BM25 top-10 (+ the judged documents): the recipe's negatives come from there
 )
