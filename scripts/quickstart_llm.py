@@ -117,6 +117,9 @@ def main() -> int:
     common = ["--limit-queries", str(n), "--no-progress", *suite_overrides]
     if args.smoke:
         common += ["depth=5", "--no-cache"]
+    else:
+        # one score cache for both evaluations: the second (against zero-shot) rescoring nothing
+        common += [f"cache={(out / 'eval' / 'score_cache.sqlite').resolve()}"]
     rc = eval_main([SUITE, "--out", str(out / "eval"), "--systems", *systems, *common])
     if rc:
         return rc
