@@ -46,6 +46,8 @@ def main() -> int:
         print(__doc__)
         return 2
     name, overrides = sys.argv[1], sys.argv[2:]
+    # "zeroshot": BM25 and zero-shot SmolLM2 only (no training); fills the score cache the trained runs reuse
+    zeroshot_only = name == "zeroshot"
     os.chdir(REPO)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from rerank_align.config import load_recipe
@@ -57,7 +59,7 @@ def main() -> int:
     train_dir, dev_dir = split()
     model = OUT / "runs" / name
     t0 = time.time()
-    if not (model / "reranker.json").exists():
+    if not zeroshot_only and not (model / "reranker.json").exists():
         rc = train_main([RECIPE, f"data.beir={train_dir}", f"training.output_dir={model}", *overrides])
         if rc:
             return rc
@@ -83,9 +85,13 @@ def main() -> int:
         "systems": [
             {"name": "bm25", "type": "first_stage"},
             {"name": "zeroshot", **zero},
-            {"name": "sft", **trained},
+            *([] if zeroshot_only else [{"name": "sft", **trained}]),
             *({"name": f"zeroshot+bm25@{w}", **zero, "fuse_first_stage": w} for w in WEIGHTS),
-            *({"name": f"sft+bm25@{w}", **trained, "fuse_first_stage": w} for w in WEIGHTS),
+            *(
+                []
+                if zeroshot_only
+                else ({"name": f"sft+bm25@{w}", **trained, "fuse_first_stage": w} for w in WEIGHTS)
+            ),
         ],
         "baseline": "bm25",
     }
@@ -95,9 +101,27 @@ def main() -> int:
     rc = eval_main([str(suite_path), "--out", str(OUT / "eval" / name), "--quiet", "--no-progress"])
     if rc:
         return rc
+    if not zeroshot_only:
+        # the same (cached) scores, paired against zero-shot SmolLM2: the start of the trained model
+        rc = eval_main(
+            [str(suite_path), "--out", str(OUT / "eval" / f"{name}_vs_zeroshot"), "--quiet", "--no-progress"]
+            + ["baseline=zeroshot"]
+        )
+        if rc:
+            return rc
     res = json.loads((OUT / "eval" / name / "results.json").read_text())
     metrics = {s: round(v["nDCG@10"], 4) for s, v in res["collections"]["dev"]["metrics"].items()}
     line = {"name": name, "overrides": overrides, "train_s": round(train_s, 1), "dev_nDCG@10": metrics}
+    for base, folder in (("bm25", name), ("zeroshot", f"{name}_vs_zeroshot")):
+        if (OUT / "eval" / folder / "results.json").is_file():
+            sig = json.loads((OUT / "eval" / folder / "results.json").read_text())["collections"]["dev"]
+            line[f"vs_{base}"] = {
+                s: {
+                    k: round(v["nDCG@10"][k], 4)
+                    for k in ("delta", "p_t", "p_t_holm", "wins", "ties", "losses")
+                }
+                for s, v in sig["significance"].items()
+            }
     print(json.dumps(line))
     with open(OUT / "results.jsonl", "a") as fh:
         fh.write(json.dumps(line) + "\n")

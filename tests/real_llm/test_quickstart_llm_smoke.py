@@ -20,17 +20,23 @@ def test_quickstart_llm_smoke(tmp_path):
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    contract = json.loads((out / "smollm2-sft" / "reranker.json").read_text())
+    contract = json.loads((out / "smollm2-trained" / "reranker.json").read_text())
     assert contract["template_name"] == "chat" and contract["kind"] == "yesno"
     assert contract["template"].endswith("<|im_start|>assistant\n")
-    assert (out / "smollm2-sft" / "adapter_config.json").is_file()  # LoRA, not full fine-tuning
+    assert (out / "smollm2-trained" / "adapter_config.json").is_file()  # LoRA, not full fine-tuning
     res = json.loads((out / "eval" / "results.json").read_text())
     assert res["baseline"] == "bm25"
     sig = res["collections"]["scifact"]["significance"]
-    assert set(sig) == {"smollm2-zeroshot", "smollm2-zeroshot+bm25", "smollm2-sft", "smollm2-sft+bm25"}
+    assert set(sig) == {
+        "smollm2-zeroshot",
+        "smollm2-zeroshot+bm25",
+        "smollm2-trained",
+        "smollm2-trained+bm25",
+    }
     assert res["collections"]["scifact"]["n_queries"] == 4
     vs = json.loads((out / "eval_vs_zeroshot" / "results.json").read_text())
     assert (
-        vs["baseline"] == "smollm2-zeroshot" and "smollm2-sft" in vs["collections"]["scifact"]["significance"]
+        vs["baseline"] == "smollm2-zeroshot"
+        and "smollm2-trained" in vs["collections"]["scifact"]["significance"]
     )
     assert "wall in the budget" in proc.stdout
