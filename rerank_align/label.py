@@ -34,7 +34,11 @@ def _candidates_from_beir(args: argparse.Namespace) -> tuple[Pairs, dict[str, An
     run = first_stage(col, args.run, depth=args.depth)
     pairs: Pairs = {}
     for qid, judged in col.qrels.items():
-        docs = [d for d, _ in run.get(qid, [])[: args.depth] if d in col.corpus]
+        if qid not in run:
+            # no candidates: its judged documents alone would be a one-document list, which per-query
+            # normalisation cannot score and no trainer draws from
+            continue
+        docs = [d for d, _ in run[qid][: args.depth] if d in col.corpus]
         docs += [d for d in judged if d in col.corpus and d not in docs]
         if docs:
             pairs[qid] = docs
@@ -177,7 +181,10 @@ def main(argv: list[str]) -> int:
     p.add_argument("--groups", help="group records JSONL to label")
     p.add_argument("--beir", help="BEIR folder (with --split and --run)")
     p.add_argument("--split", default="train")
-    p.add_argument("--run", help="candidate run (default: BM25 with bm25s)")
+    p.add_argument(
+        "--run",
+        help="candidate run (default: BM25 with bm25s); judged queries absent from it are not labelled",
+    )
     p.add_argument("--depth", type=int, default=100)
     p.add_argument("--max-queries", type=int, help="label only the first N queries (sorted by id)")
     p.add_argument("--normalization", choices=["zscore", "minmax", "none"], default="zscore")
