@@ -6,9 +6,9 @@ those 100 (never on the test queries), including score fusion with BM25 at sever
 
 The first call labels every SciFact train query the way the quickstart does (scripts/quickstart.py
 ``teacher_labels``: BM25 top-100, teacher ensemble over the top ``LABEL_DEPTH`` + judged documents) into
-``outputs/quickstart_dev/labels/``. Writes ``outputs/quickstart_dev/{dev,train}/`` (BEIR folders: the split), the model under
-``outputs/quickstart_dev/runs/NAME`` and the evaluation under ``outputs/quickstart_dev/eval/NAME``; appends a line
-to ``outputs/quickstart_dev/results.jsonl``.
+``outputs/quickstart_dev/labels/``. Writes ``outputs/quickstart_dev/{dev,train}/`` (BEIR folders: the split), the
+model under ``outputs/quickstart_dev/runs/NAME`` and the evaluation under ``outputs/quickstart_dev/eval/NAME``;
+appends a line to ``outputs/quickstart_dev/results.jsonl``.
 """
 
 from __future__ import annotations
