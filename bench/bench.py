@@ -1,4 +1,4 @@
-"""Benchmarks of issue 11: every figure is a ratio against a named baseline measured in the same process run
+"""Speed benchmarks: every figure is a ratio against a named baseline measured in the same process run
 (interleaved repetitions, median of ``--reps`` after ``--warmup`` rounds, CPU seconds of this process).
 
     python bench/bench.py encoder   # (a) encoder scoring pairs/s vs sentence-transformers CrossEncoder.predict
