@@ -44,7 +44,6 @@ def teacher_labels(
     out: Path,
     *,
     depth: int = LABEL_DEPTH,
-    smoke: bool = False,
     console: Any = None,
 ) -> tuple[Path, Path]:
     """BM25 (bm25s) top-100 of ``qids`` → ``out/bm25_train.run``; the teacher ensemble over its top-``depth`` and
@@ -65,7 +64,6 @@ def teacher_labels(
             "--beir", str(col.path), "--split", "train", "--run", str(run_path),
             "--depth", str(depth), "--out", str(teacher_path),
             "--max-length", "128", "--overwrite",
-            *(["--max-queries", "8"] if smoke else []),
         ]
     )  # fmt: skip
     return run_path, teacher_path
@@ -110,7 +108,7 @@ def main() -> int:
     console.rule("1/4 BM25 candidates for the train queries")
     col = load_beir("data/scifact", split="train")
     qids = sorted(col.qrels)[:8] if args.smoke else sample_train_queries(sorted(col.qrels))
-    run_path, teacher_path = teacher_labels(col, qids, out, depth=depth, smoke=args.smoke, console=console)
+    run_path, teacher_path = teacher_labels(col, qids, out, depth=depth, console=console)
     t = lap("bm25+label", t0)
 
     console.rule("3/4 Training MiniLM as a cross-encoder (KL distillation from the teacher)")
