@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.cache/torch_extensions
 
-.PHONY: install test test-slow lint format quickstart quickstart-smoke quickstart-llm quickstart-llm-smoke clean
+.PHONY: bench-st-venv install test test-slow lint format quickstart quickstart-smoke quickstart-llm quickstart-llm-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,11 @@ quickstart: install
 
 quickstart-smoke: install
 	$(PY) scripts/quickstart.py --smoke --out outputs/quickstart-smoke
+
+# sentence-transformers' OpenVINO backend for `bench/bench.py encoder --st-python .venv-st-openvino/bin/python`
+bench-st-venv:
+	$(PYTHON) -m venv .venv-st-openvino
+	.venv-st-openvino/bin/python -m pip install -r bench/st-openvino-requirements.txt
 
 # SmolLM2-135M-Instruct as a yes/no reranker on SciFact (≤ 30 min on 2 CPU cores; docs/real_llm.md)
 quickstart-llm: install
