@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from rerank_align.config.recipe import Recipe
-from rerank_align.config.yaml_io import load_yaml
+from rerank_align.config.yaml_io import load_yaml, read_yaml_file
 from rerank_align.data.formats import FORMAT_KIND
 from rerank_align.errors import RecipeError
 from rerank_align.scoring.modeling import architecture_of, read_model_type
@@ -20,31 +20,7 @@ from rerank_align.strict import coerce, from_dict, suggest, unknown_key_error
 
 
 def read_yaml(path: Path) -> dict:
-    if path.is_dir():
-        raise RecipeError(
-            "is a folder, not a recipe file", where=str(path), hint="give the recipe's .yaml file inside it"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError("recipe file not found", where=str(path)) from None
-    except UnicodeDecodeError:
-        raise RecipeError("recipe is not valid UTF-8", where=str(path)) from None
-    except PermissionError:
-        raise RecipeError(
-            "recipe file is not readable", where=str(path), hint="check its permissions"
-        ) from None
-    try:
-        data = load_yaml(text.removeprefix("\ufeff"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RecipeError(f"invalid YAML: {getattr(e, 'problem', e)}", where=loc) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError("a recipe must be a mapping of sections", where=str(path))
-    return data
+    return read_yaml_file(path, "recipe", RecipeError)
 
 
 def deep_merge(base: dict, child: dict) -> dict:
