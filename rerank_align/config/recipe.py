@@ -1,7 +1,7 @@
 """Recipes are data (docs/design.md §5): YAML → typed dataclasses, strictly.
 
 Each field is documented once, here, in its ``help``; ``docs/recipes.md`` is generated from these dataclasses
-(``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``Recipe.check()`` at parse
+(``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``config.load.check`` (the method family section's rules first) at parse
 time, before any model loads.
 """
 

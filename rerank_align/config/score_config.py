@@ -46,6 +46,14 @@ def is_pointwise(loss: Callable) -> bool:
     return loss.__module__ == pointwise.__name__
 
 
+def pointwise_losses() -> list[str]:
+    return [n for n, f in SCORE_LOSSES.items() if is_pointwise(f)]
+
+
+def in_batch_losses() -> list[str]:
+    return [n for n, f in SCORE_LOSSES.items() if "in_batch_scores" in inspect.signature(f).parameters]
+
+
 @dataclass
 class ScoreMethod(GroupMethod):
     args_class: ClassVar[str] = "TrainingArguments"
@@ -81,13 +89,13 @@ class ScoreMethod(GroupMethod):
             raise RecipeError(
                 f"loss '{method.loss}' takes no in-batch negatives",
                 where="method.in_batch_negatives",
-                hint="use infonce / infonce_multi, or set it to false",
+                hint=f"use {' / '.join(in_batch_losses())}, or set it to false",
             )
         if not is_pointwise(fn) and method.group_size < 2:
             raise RecipeError(
                 f"loss '{method.loss}' compares candidates within a group, but group_size is {method.group_size}",
                 where="method.group_size",
-                hint="use group_size >= 2, or a pointwise loss (bce, binary_ce)",
+                hint=f"use group_size >= 2, or a pointwise loss ({', '.join(pointwise_losses())})",
             )
         if "yes_logits" in required_tensors(fn) and recipe.model.kind != "yesno":
             raise RecipeError(

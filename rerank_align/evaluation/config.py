@@ -187,6 +187,14 @@ class Suite:
 # --------------------------------------------------------------------------------------------------- parsing
 
 
+def _strict(cls: type, data: Any, where: str = "") -> Any:
+    """``strict.from_dict``, its errors raised as the suite's."""
+    try:
+        return from_dict(cls, data, where)
+    except RecipeError as e:
+        raise SuiteError(e.what, where=e.where, hint=e.hint) from None
+
+
 def _relative(p: Path, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
@@ -194,7 +202,7 @@ def _relative(p: Path, base: Path) -> Path:
 def _parse_collection(obj: Any, base: Path, where: str) -> CollectionSpec:
     """A collection (a mapping, or its folder alone), its paths resolved: the folder against the suite's, the run
     against the collection folder when it is there, else against the suite's."""
-    c = from_dict(CollectionSpec, {"path": obj} if isinstance(obj, str) else obj, where)
+    c = _strict(CollectionSpec, {"path": obj} if isinstance(obj, str) else obj, where)
     path = _relative(c.path, base).resolve()
     run = c.run
     if run is not None and not run.is_absolute():
@@ -218,7 +226,7 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
         obj = {("precision" if k == "autocast" else k): v for k, v in obj.items()}
     if isinstance(obj, dict) and "contract" in obj and obj["contract"] is None:
         obj = {k: v for k, v in obj.items() if k != "contract"}
-    s = from_dict(SystemSpec, obj, where)
+    s = _strict(SystemSpec, obj, where)
     kind, path = s.type, s.path
     if kind in ("reranker", "base", "cross_encoder"):
         if path is None:
@@ -249,19 +257,16 @@ def _parse_system(obj: Any, base: Path, where: str) -> SystemSpec:
 
 def parse_suite(raw: Any, *, path: str | os.PathLike | None = None) -> Suite:
     """Validate a suite mapping (already loaded from YAML); relative paths resolve against ``path``'s folder."""
-    try:
-        return _parse_suite(raw, path)
-    except RecipeError as e:  # the strict parser's errors, as the suite's
-        raise SuiteError(e.what, where=e.where, hint=e.hint) from None
-
-
-def _parse_suite(raw: Any, path: str | os.PathLike | None) -> Suite:
     base = Path(path).resolve().parent if path is not None else Path.cwd()
     if not isinstance(raw, dict):
         raise SuiteError(f"expected a mapping, got {type(raw).__name__}", where=str(path or "suite"))
     if "path" in raw:  # set by the loader
-        raise unknown_key_error("", "path", [f.name for f in dataclasses.fields(Suite) if f.name != "path"])
-    check_keys(Suite, raw)
+        e = unknown_key_error("", "path", [f.name for f in dataclasses.fields(Suite) if f.name != "path"])
+        raise SuiteError(e.what, where=e.where, hint=e.hint)
+    try:
+        check_keys(Suite, raw)
+    except RecipeError as e:
+        raise SuiteError(e.what, where=e.where, hint=e.hint) from None
     for key in ("collections", "systems"):
         if not raw.get(key):
             raise SuiteError(f"missing or empty '{key}'", where=str(path or "suite"))
@@ -276,7 +281,7 @@ def _parse_suite(raw: Any, path: str | os.PathLike | None) -> Suite:
             raise SuiteError(
                 f"duplicate name {dup[0]!r}", where=label, hint="give each entry a unique 'name'"
             )
-    suite = from_dict(Suite, {**raw, "collections": collections, "systems": systems})
+    suite = _strict(Suite, {**raw, "collections": collections, "systems": systems})
     for i, m in enumerate(suite.metrics):
         try:
             parse_metric(m, rel=1, where=f"metrics.{i}")
