@@ -1,8 +1,9 @@
 """Recipes are data (docs/design.md §5): YAML → typed dataclasses, strictly.
 
-Each field is documented once, here, in its ``help``; ``docs/recipes.md`` is generated from these dataclasses
-(``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``config.load.check`` (the method family section's rules first) at parse
-time, before any model loads.
+Each field is documented once, in its ``help``: here, or for the ``method:`` keys in its family's section
+(``config/<family>_config.py``); ``docs/recipes.md`` is generated from these dataclasses
+(``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``config.load.check`` (the
+method family's rules first) at parse time, before any model loads.
 """
 
 from __future__ import annotations
