@@ -121,15 +121,10 @@ def test_the_recipe_runs_cover_every_trainer_family():
         if not rel(p).startswith(("recipes/qwen3-4b/", "recipes/qwen3-8b/"))
         or rel(p).startswith(DEFAULT_REPRESENTATIVES)
     ]
+    from rerank_align.config.recipe import METHODS
+
     trainers = {load_recipe(p).family.trainer for p in default}
-    families = {
-        "score_trainer",
-        "sft_yesno_trainer",
-        "listwise_trainer",
-        "dpo_trainer",
-        "list_preference_trainer",
-    }
-    assert families | {"distill_preference_trainer"} <= trainers, trainers
+    assert {family.trainer for family in METHODS.values()} <= trainers, trainers
 
 
 @pytest.mark.parametrize(
