@@ -400,10 +400,10 @@ def estimate(n: ModelNumbers, s: Setup) -> Estimate:
 
 def setup_from_recipe(recipe: Any, *, gpus: int, zero: int, offload: str, on_gpu: bool) -> Setup:
     from rerank_align.config.load import activation_checkpointing
+    from rerank_align.config.score_config import ScoreMethod
 
     t = recipe.training
-    spec = recipe.spec
-    score = spec.trainer == "score"
+    score = recipe.family is ScoreMethod
     attn = recipe.model.attn_implementation
     materialised = (
         attn == "eager"
@@ -445,6 +445,8 @@ def image_tokens(recipe: Any) -> int:
 
 def advice(n: ModelNumbers, s: Setup, budget: float, recipe: Any) -> list[tuple[str, float]]:
     """Changes that bring the estimate under ``budget``, each with its new estimate (cheapest changes first)."""
+    from rerank_align.config.score_config import ScoreMethod
+
     out: list[tuple[str, float]] = []
 
     def add(text: str, changed: Setup) -> None:
@@ -452,7 +454,7 @@ def advice(n: ModelNumbers, s: Setup, budget: float, recipe: Any) -> list[tuple[
 
     if not s.gradient_checkpointing:
         add("training.activation_checkpointing=true", replace(s, gradient_checkpointing=True))
-    if s.group > 1 and (not s.chunk or s.chunk > 8) and recipe.spec.trainer == "score":
+    if s.group > 1 and (not s.chunk or s.chunk > 8) and recipe.family is ScoreMethod:
         c = max(1, min(s.group, 8))
         add(f"method.chunk_size={c} (gradient cache: same loss and gradients)", replace(s, chunk=c))
     if s.batch > 1:

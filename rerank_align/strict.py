@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import os
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
 from rerank_align.errors import RecipeError
@@ -65,6 +67,8 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
             raise RecipeError(f"invalid value {value!r}", where=path, hint=hint)
         return value
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):  # a section parsed (and resolved) on its own, e.g. a suite's collections
+            return value
         return from_dict(tp, value, path)
     if origin in (list, typing.List):  # noqa: UP006
         if not isinstance(value, list):
@@ -91,7 +95,19 @@ def coerce(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, str):
             raise RecipeError(f"expected a string, got {value!r}", where=path)
         return value
+    if tp is Path:  # `~` and $VARS expanded; the caller resolves a relative path against what it knows
+        if not isinstance(value, str):
+            raise RecipeError(f"expected a path, got {value!r}", where=path)
+        return Path(os.path.expandvars(os.path.expanduser(value)))
     return value
+
+
+def check_keys(cls: type, data: dict, path: str = "") -> None:
+    """Every key of ``data`` is a field of dataclass ``cls`` (else one line with the closest field)."""
+    fields = [f.name for f in dataclasses.fields(cls)]
+    for key in data:
+        if key not in fields:
+            raise unknown_key_error(path, str(key), fields)
 
 
 def from_dict(cls: type, data: Any, path: str = "") -> Any:
@@ -102,9 +118,7 @@ def from_dict(cls: type, data: Any, path: str = "") -> Any:
         raise RecipeError(f"expected a mapping, got {type(data).__name__}", where=path or "<recipe>")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    for key in data:
-        if key not in fields:
-            raise unknown_key_error(path, str(key), fields)
+    check_keys(cls, data, path)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
         f = fields[name]

@@ -7,6 +7,7 @@ rerank-align train <recipe.yaml> [k.sub=v ...]
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 import re
@@ -17,20 +18,18 @@ from typing import Any
 
 from rerank_align.config import Recipe, load_recipe
 from rerank_align.config.contract import recipe_contract
+from rerank_align.config.distill_preference_config import DistillPreferenceMethod
 from rerank_align.config.load import training_args_class
-from rerank_align.config.recipe import POINTWISE_LOSSES
+from rerank_align.config.score_config import ScoreMethod
 from rerank_align.data.formats import source_kind
 from rerank_align.data.hf import hub_offline, looks_like_hub_id
 from rerank_align.data.training_records import training_records
 from rerank_align.errors import RecipeError, RerankAlignError, run_main
 from rerank_align.io import check_output, check_safetensors, write_json
-from rerank_align.losses import SCORE_LOSSES
 from rerank_align.models.packaged import resolve_prepared
 from rerank_align.precision import log_resolution, resolve
-from rerank_align.scoring.modeling import PACKAGED_MODELS, load_tokenizer, pair_encoder
-from rerank_align.training.collator import GroupCollator, RecordDataset
+from rerank_align.scoring.modeling import PACKAGED_MODELS, load_tokenizer
 from rerank_align.training.model import build_model
-from rerank_align.training.sft_yesno import build_sft_yesno_trainer
 
 
 def default_training_args(recipe: Recipe) -> dict[str, Any]:
@@ -64,16 +63,8 @@ def default_training_args(recipe: Recipe) -> dict[str, Any]:
 
 
 def _min_negatives(recipe: Recipe) -> int:
-    """A contrastive group needs a negative: with none (and no in-batch negatives) its loss is 0, silently."""
-    m = recipe.method
-    if (
-        recipe.spec.trainer != "score"
-        or m.group_size < 2
-        or m.in_batch_negatives
-        or m.loss in POINTWISE_LOSSES
-    ):
-        return 0
-    return 1
+    """A contrastive group needs a negative (the score family's rule, ``ScoreMethod.min_negatives``)."""
+    return recipe.family.min_negatives(recipe) if recipe.family is ScoreMethod else 0
 
 
 def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str, bool], str]:
@@ -95,10 +86,10 @@ def training_precision(training: dict[str, Any], device: str) -> tuple[dict[str,
 def record_kind(recipe: Recipe) -> str:
     """The records a recipe trains on: preference methods read preference records, or build their pairs from
     list records (qrels or samples)."""
-    spec = recipe.spec
-    if spec.data == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
+    records = recipe.family.record_kind(recipe.method.name)
+    if records == "preference" and recipe.data.train_file and _train_file_kind(recipe) == "preference":
         return "preference"
-    return "list" if spec.data in ("list", "preference") else "group"
+    return "list" if records in ("list", "preference") else "group"
 
 
 def load_training_records(recipe: Recipe) -> list[dict]:
@@ -123,40 +114,12 @@ def recipe_yaml(recipe: Recipe) -> str:
     return f"# resolved from {recipe.source}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def build_score_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
-    from rerank_align.training.score_trainer import ScoreTrainer
-
-    return ScoreTrainer(
-        model=model,
-        args=args,
-        train_dataset=RecordDataset(records),
-        eval_dataset=RecordDataset(records[:1]) if ranking_eval else None,
-        data_collator=GroupCollator(
-            pair_encoder(tokenizer, contract),
-            recipe.method.group_size,
-            seed=recipe.seed,
-            in_batch=recipe.method.in_batch_negatives,
-        ),
-        processing_class=tokenizer,
-        contract=contract,
-        loss_fn=SCORE_LOSSES[recipe.method.loss],
-        loss_args=recipe.method.loss_args,
-        chunk_size=recipe.method.chunk_size,
-        ranking_eval=ranking_eval,
-    )
-
-
-def build_listwise_sft_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
-    # lazy, like the other TRL-based builders: the module subclasses TRL's trainer at import time
-    from rerank_align.training.listwise_trainer import build_listwise_trainer
-
-    return build_listwise_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval)
-
-
-def build_preference_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval):
-    from rerank_align.training.preference_trainer import build_preference_trainer as build
-
-    return build(recipe, model, tokenizer, contract, records, args, ranking_eval)
+def build_trainer(recipe: Recipe, model, tokenizer, contract, records, args, ranking_eval) -> Any:
+    """The trainer of the recipe's method: ``build_trainer`` of its family's module in ``rerank_align/training``
+    (``recipe.family.trainer``), imported here, when a run starts, so that a recipe error is reported before
+    transformers / TRL load (the way TRL's own package imports its trainers lazily, by module name)."""
+    module = importlib.import_module(f"rerank_align.training.{recipe.family.trainer}")
+    return module.build_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval)
 
 
 def gather_zero3_weights_on_save(trainer: Any) -> None:
@@ -170,14 +133,6 @@ def gather_zero3_weights_on_save(trainer: Any) -> None:
     zero = (plugin.deepspeed_config.get("zero_optimization") or {}) if plugin is not None else {}
     if zero.get("stage") == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = True
-
-
-TRAINERS = {
-    "score": build_score_trainer,
-    "sft_yesno": build_sft_yesno_trainer,
-    "listwise_sft": build_listwise_sft_trainer,
-    "preference": build_preference_trainer,
-}
 
 
 TRAIN_OUTPUTS = ("checkpoint-*", "train_summary.json", "recipe.yaml", "trainer_state.json", "runs")
@@ -222,7 +177,7 @@ def preflight_models(recipe: Recipe) -> None:
         return
     m, mc = recipe.model, recipe.method
     wanted = [("model.name_or_path", m.name_or_path, m.revision)]
-    if mc.name in ("adpa", "dckd"):
+    if recipe.family is DistillPreferenceMethod:
         wanted += [
             ("method.teacher_model", mc.teacher_model, None),
             ("method.teacher_ref_model", mc.teacher_ref_model, None),
@@ -306,7 +261,6 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     from rerank_align.reliability import CommitCheckpoints, resolve_resume
     from rerank_align.training.ranking_eval import make_ranking_eval
 
-    spec = recipe.spec
     offline_trackers(recipe)
     preflight_models(recipe)
     preflight_data(recipe)
@@ -317,7 +271,7 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
     contract = recipe_contract(recipe, tokenizer)
     records = load_training_records(recipe)
     model = build_model(recipe, contract)
-    args_cls = training_args_class(spec.args_class)
+    args_cls = training_args_class(recipe.family.args_class)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     mixed, precision = training_precision(recipe.training, device)
     requested = "float16" if recipe.training.get("fp16") is True else recipe.training.get("bf16", "auto")
@@ -332,7 +286,7 @@ def run(recipe: Recipe, *, overwrite: bool = False) -> dict[str, Any]:
             keep_train_mode=recipe.quantization.load_in_4bit,
             precision=precision,
         )
-    trainer = TRAINERS[spec.trainer](recipe, model, tokenizer, contract, records, args, ranking_eval)
+    trainer = build_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval)
     trainer.recipe_text = recipe_yaml(recipe)
     trainer.add_callback(CommitCheckpoints())  # a checkpoint counts only once every file of it is written
     gather_zero3_weights_on_save(trainer)

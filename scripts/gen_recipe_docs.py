@@ -137,12 +137,17 @@ def render() -> str:
         "",
         "## Methods",
         "",
-        "| `method.name` | records | trainer | arguments class | listwise |",
-        "|---|---|---|---|---|",
+        "A method belongs to a family: the family's config section (`rerank_align/config/<family>_config.py`) owns",
+        "its `method.*` keys and their checks, its trainer module (`rerank_align/training/<family>_trainer.py`)",
+        "builds the trainer (docs/architecture.md).",
+        "",
+        "| `method.name` | family section | trainer module | records | arguments class | listwise |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, spec in METHODS.items():
+    for name, family in METHODS.items():
         out.append(
-            f"| `{name}` | {spec.data} | {spec.trainer} | `{spec.args_class}` | {'yes' if spec.listwise else 'no'} |"
+            f"| `{name}` | `{family.__name__}` | `training/{family.trainer}.py` | {family.record_kind(name)} "
+            f"| `{family.args_class}` | {'yes' if family.listwise else 'no'} |"
         )
     out += [
         "",

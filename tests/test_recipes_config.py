@@ -29,7 +29,7 @@ def test_typed_values_and_defaults(tmp_path):
     assert r.model.kind == "yesno" and r.model.max_length == 512
     assert r.method.loss_args == {"temperature": 0.5} and r.method.group_size == 4
     assert r.training["learning_rate"] == 1e-4
-    assert r.peft.enabled is False and r.spec.trainer == "score"
+    assert r.peft.enabled is False and r.family.trainer == "score_trainer"
 
 
 def test_overrides_keep_types_and_reach_nested_keys(tmp_path):

@@ -242,7 +242,7 @@ def test_chunks_carry_their_own_images(vlm, images):
 def test_sft_forward_matches_the_score_path(vlm, images):
     """The SFT trainer's model forward (images, M-RoPE from the model) puts the same yes/no logits at the answer
     position as score_forward."""
-    from rerank_align.training.sft_yesno import VisionSFTCollator, sft_examples
+    from rerank_align.training.sft_yesno_trainer import VisionSFTCollator, sft_examples
 
     model, tok, contract = vlm
     queries, docs = pairs(images)

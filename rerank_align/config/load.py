@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
-import inspect
 import json
 import os
 import typing
@@ -12,41 +11,16 @@ from pathlib import Path
 
 import yaml
 
-from rerank_align.config.recipe import METHODS, POINTWISE_LOSSES, TEACHER_LOSSES, Recipe
-from rerank_align.config.yaml_io import load_yaml
+from rerank_align.config.recipe import Recipe
+from rerank_align.config.yaml_io import load_yaml, read_yaml_file
 from rerank_align.data.formats import FORMAT_KIND
 from rerank_align.errors import RecipeError
-from rerank_align.losses import SCORE_LOSSES, TENSOR_ARGS, adpa_loss, dckd_loss, irpo_loss
 from rerank_align.scoring.modeling import architecture_of, read_model_type
 from rerank_align.strict import coerce, from_dict, suggest, unknown_key_error
 
 
 def read_yaml(path: Path) -> dict:
-    if path.is_dir():
-        raise RecipeError(
-            "is a folder, not a recipe file", where=str(path), hint="give the recipe's .yaml file inside it"
-        )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RecipeError("recipe file not found", where=str(path)) from None
-    except UnicodeDecodeError:
-        raise RecipeError("recipe is not valid UTF-8", where=str(path)) from None
-    except PermissionError:
-        raise RecipeError(
-            "recipe file is not readable", where=str(path), hint="check its permissions"
-        ) from None
-    try:
-        data = load_yaml(text.removeprefix("\ufeff"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        loc = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise RecipeError(f"invalid YAML: {getattr(e, 'problem', e)}", where=loc) from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError("a recipe must be a mapping of sections", where=str(path))
-    return data
+    return read_yaml_file(path, "recipe", RecipeError)
 
 
 def deep_merge(base: dict, child: dict) -> dict:
@@ -131,25 +105,6 @@ def model_architecture(recipe: Recipe) -> str:
         ) from None
 
 
-def loss_hyperparameters(loss: str) -> dict[str, inspect.Parameter]:
-    if loss not in SCORE_LOSSES:
-        raise RecipeError(
-            f"unknown loss {loss!r}",
-            where="method.loss",
-            hint=suggest(loss, SCORE_LOSSES) or f"one of {', '.join(SCORE_LOSSES)}",
-        )
-    sig = inspect.signature(SCORE_LOSSES[loss])
-    return {
-        n: p
-        for n, p in sig.parameters.items()
-        if n not in TENSOR_ARGS and p.default is not inspect.Parameter.empty
-    }
-
-
-def loss_fn(loss: str):
-    return SCORE_LOSSES[loss]
-
-
 def training_args_class(name: str) -> type:
     if name == "SFTConfig":
         from trl import SFTConfig
@@ -175,26 +130,12 @@ def _zero_stage(recipe: Recipe) -> int | None:
 
 
 def check(recipe: Recipe) -> None:
-    """Contradictions and cross-field rules; every message names the key and the fix."""
+    """Contradictions and cross-field rules; every message names the key and the fix. The method's rules belong
+    to its family's config section (``recipe.family.check``); the model, data, quantization, eval and training
+    rules follow here."""
     m, method, q = recipe.model, recipe.method, recipe.quantization
-    spec = METHODS[method.name]
     arch = model_architecture(recipe)
-    if spec.listwise and arch == "encoder":
-        raise RecipeError(
-            f"method '{method.name}' generates rankings and needs a causal LM, but the model is an encoder",
-            where="method.name",
-            hint="use method: score with an encoder, or a causal base model",
-        )
-    if spec.listwise and m.kind != "listwise":
-        raise RecipeError(
-            f"method '{method.name}' trains a listwise reranker",
-            where="model.kind",
-            hint="set model.kind: listwise",
-        )
-    if not spec.listwise and m.kind == "listwise":
-        raise RecipeError(
-            f"method '{method.name}' trains a pointwise scorer", where="model.kind", hint="use yesno or head"
-        )
+    recipe.family.check(recipe, arch)
     if m.list_prompt_template is not None:
         if m.kind != "listwise":
             raise RecipeError(
@@ -224,81 +165,13 @@ def check(recipe: Recipe) -> None:
         )
     if m.kind != "yesno" and (m.formula or m.answer_yes or m.answer_no):
         raise RecipeError("formula and answer tokens apply to kind yesno only", where="model.formula")
-    if method.name == "sft_yesno" and m.kind != "yesno":
-        raise RecipeError(
-            "sft_yesno trains the yes/no answer token", where="model.kind", hint="set model.kind: yesno"
-        )
-    if method.name == "pg_rank" and method.loss != "pg_rank":
-        raise RecipeError(
-            "method pg_rank trains with the pg_rank loss",
-            where="method.loss",
-            hint="set method.loss: pg_rank",
-        )
-    if method.name in ("adpa", "dckd"):
-        if not method.teacher_model:
-            raise RecipeError(
-                f"{method.name} distils a preference-aligned teacher, but none is given",
-                where="method.teacher_model",
-                hint="name the aligned (e.g. DPO-trained) teacher; it must share the student's vocabulary",
-            )
-        if method.name == "adpa" and not method.teacher_ref_model:
-            raise RecipeError(
-                "ADPA's advantage needs the aligned teacher's reference model",
-                where="method.teacher_ref_model",
-                hint="name the teacher's model before preference alignment",
-            )
-    if method.name in ("adpa", "dckd", "irpo"):
-        fn = {"adpa": adpa_loss, "dckd": dckd_loss, "irpo": irpo_loss}[method.name]
-        # the loss's keyword-only hyper-parameters, less those the trainer sets (beta: training.beta; parts)
-        allowed = tuple(
-            p.name
-            for p in inspect.signature(fn).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("beta", "parts")
-        )
-        for k in method.loss_args:
-            if k not in allowed:
-                raise unknown_key_error("method.loss_args", k, allowed)
+    # irpo_rounds is the list preference family's key, but any method that sets it is refused
     if method.irpo_rounds > 1 and (method.name != "irpo" or recipe.training.get("precompute_ref_log_probs")):
         raise RecipeError(
             "iterative IRPO regenerates its lists, so its reference log-probs cannot be precomputed",
             where="method.irpo_rounds",
             hint="use irpo_rounds only with method irpo and without training.precompute_ref_log_probs",
         )
-    if method.name in ("score", "pg_rank"):
-        hp = loss_hyperparameters(method.loss)
-        hints = typing.get_type_hints(
-            __import__("rerank_align.losses", fromlist=["SCORE_LOSSES"]).SCORE_LOSSES[method.loss]
-        )
-        for k, v in method.loss_args.items():
-            if k not in hp:
-                raise unknown_key_error("method.loss_args", k, hp)
-            if k in hints:
-                coerce(v, hints[k], f"method.loss_args.{k}")
-        if (
-            method.in_batch_negatives
-            and "in_batch_scores" not in inspect.signature(loss_fn(method.loss)).parameters
-        ):
-            raise RecipeError(
-                f"loss '{method.loss}' takes no in-batch negatives",
-                where="method.in_batch_negatives",
-                hint="use infonce / infonce_multi, or set it to false",
-            )
-        if method.loss not in POINTWISE_LOSSES and method.group_size < 2:
-            raise RecipeError(
-                f"loss '{method.loss}' compares candidates within a group, but group_size is {method.group_size}",
-                where="method.group_size",
-                hint="use group_size >= 2, or a pointwise loss (bce, binary_ce)",
-            )
-        if method.loss in ("binary_ce", "unified") and m.kind != "yesno":
-            raise RecipeError(
-                f"loss '{method.loss}' needs yes/no logits", where="method.loss", hint="set model.kind: yesno"
-            )
-        if method.loss in TEACHER_LOSSES and not recipe.data.teacher_files and not recipe.data.train_file:
-            raise RecipeError(
-                f"loss '{method.loss}' distils a teacher but no teacher scores are given",
-                where="data.teacher_files",
-                hint="list teacher score files, or a train_file whose groups carry 'scores'",
-            )
     if recipe.data.train_file is None and recipe.data.beir is None:
         raise RecipeError(
             "no training data", where="data.train_file", hint="set data.train_file or data.beir (+ data.run)"
@@ -319,7 +192,7 @@ def check(recipe: Recipe) -> None:
             )
     if recipe.eval.every_n_steps and not recipe.eval.beir:
         raise RecipeError("in-training evaluation needs a collection", where="eval.beir")
-    cls = training_args_class(spec.args_class)
+    cls = training_args_class(recipe.family.args_class)
     names = {f.name for f in dataclasses.fields(cls)}
     hints = _training_hints(cls)
     for k in list(recipe.training):
@@ -371,7 +244,7 @@ def check_training_value(key: str, value: typing.Any, hint: typing.Any) -> typin
 
 def check_data_format(recipe: Recipe) -> None:
     """``data.format`` names a reader for ``data.train_file`` whose record kind the method can train on."""
-    d, spec = recipe.data, recipe.spec
+    d, records = recipe.data, recipe.family.record_kind(recipe.method.name)
     if d.format != "auto" and d.train_file is None:
         raise RecipeError(
             f"data.format {d.format!r} describes data.train_file, which is not set",
@@ -379,13 +252,13 @@ def check_data_format(recipe: Recipe) -> None:
             hint="set data.train_file, or remove data.format",
         )
     kind = FORMAT_KIND.get(d.format)
-    if kind is None or spec.data == "prompt":
+    if kind is None:
         return
     # preference methods also train on list records (pairs are built from each list)
-    ok = kind == spec.data or (spec.data == "preference" and kind == "list")
+    ok = kind == records or (records == "preference" and kind == "list")
     if not ok:
         raise RecipeError(
-            f"{d.format} data holds {kind} records, but method '{recipe.method.name}' trains on {spec.data} records",
+            f"{d.format} data holds {kind} records, but method '{recipe.method.name}' trains on {records} records",
             where="data.format",
             hint="group formats (flagembedding, sentence-transformers, tevatron) suit score / sft_yesno / pg_rank; "
             "rank_llm lists suit fullrank / first / irpo / dpo-family methods",

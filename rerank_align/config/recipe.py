@@ -1,8 +1,9 @@
 """Recipes are data (docs/design.md §5): YAML → typed dataclasses, strictly.
 
-Each field is documented once, here, in its ``help``; ``docs/recipes.md`` is generated from these dataclasses
-(``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``Recipe.check()`` at parse
-time, before any model loads.
+Each field is documented once, in its ``help``: here, or for the ``method:`` keys in its family's section
+(``config/<family>_config.py``); ``docs/recipes.md`` is generated from these dataclasses
+(``python scripts/gen_recipe_docs.py``). Cross-field contradictions are rejected by ``config.load.check`` (the
+method family's rules first) at parse time, before any model loads.
 """
 
 from __future__ import annotations
@@ -10,36 +11,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from rerank_align.config.distill_preference_config import DistillPreferenceMethod
+from rerank_align.config.dpo_config import DPOMethod
+from rerank_align.config.list_preference_config import ListPreferenceMethod
+from rerank_align.config.listwise_config import ListwiseMethod
+from rerank_align.config.method_section import MethodSection
+from rerank_align.config.score_config import ScoreMethod
+from rerank_align.config.sft_yesno_config import SFTYesNoMethod
 from rerank_align.scoring.quantization import QuantizationConfig
 from rerank_align.strict import field
 
-
-@dataclass(frozen=True)
-class MethodSpec:
-    """What a training method needs: its record format, trainer family and TRL/transformers config class."""
-
-    data: Literal["group", "list", "preference", "prompt"]
-    trainer: str
-    args_class: str  # "TrainingArguments" | "SFTConfig" | "DPOConfig"
-    listwise: bool = False
-
-
-# A plain dict, not a registry: the train entry point reads it top to bottom.
-METHODS: dict[str, MethodSpec] = {
-    "score": MethodSpec("group", "score", "TrainingArguments"),
-    "sft_yesno": MethodSpec("group", "sft_yesno", "SFTConfig"),
-    "fullrank": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True),
-    "first": MethodSpec("list", "listwise_sft", "SFTConfig", listwise=True),
-    "dpo": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
-    "irpo": MethodSpec("list", "preference", "DPOConfig", listwise=True),
-    "adpa": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
-    "dckd": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
-    "pl_dpo": MethodSpec("preference", "preference", "DPOConfig", listwise=True),
-    "pg_rank": MethodSpec("group", "score", "TrainingArguments"),
+# The one table of methods: a method name → its family's config section (rerank_align/config/<family>_config.py),
+# which names the trainer module that builds it (rerank_align/training/<family>_trainer.py).
+METHODS: dict[str, type[MethodSection]] = {
+    "score": ScoreMethod,
+    "sft_yesno": SFTYesNoMethod,
+    "fullrank": ListwiseMethod,
+    "first": ListwiseMethod,
+    "dpo": DPOMethod,
+    "irpo": ListPreferenceMethod,
+    "adpa": DistillPreferenceMethod,
+    "dckd": DistillPreferenceMethod,
+    "pl_dpo": ListPreferenceMethod,
+    "pg_rank": ScoreMethod,
 }
 
-POINTWISE_LOSSES = ("bce", "binary_ce")
-TEACHER_LOSSES = ("margin_mse", "listnet_distill", "kl", "pld", "cprd")
+MethodName = Literal[tuple(METHODS)]  # type: ignore[valid-type]
 
 
 @dataclass
@@ -163,73 +160,15 @@ class DataConfig:
 
 
 @dataclass
-class MethodConfig:
-    name: Literal[
-        "score", "sft_yesno", "fullrank", "first", "dpo", "irpo", "adpa", "dckd", "pl_dpo", "pg_rank"
-    ] = field("score", help="Training method (see the method table in the README).")
-    loss: str = field("infonce", help="Loss of the score trainer: a key of rerank_align.losses.SCORE_LOSSES.")
-    loss_args: dict[str, Any] = field({}, help="Hyper-parameters of the loss (its keyword arguments).")
-    group_size: int = field(
-        8, help="Candidates per query in a training group (1 positive + group_size-1 negatives).", min=1
-    )
-    in_batch_negatives: bool = field(
-        False, help="Also score each query against the other groups' documents (losses with in_batch_scores)."
-    )
-    chunk_size: int | None = field(
-        None, help="Score groups in sub-batches of this many pairs (memory ∝ chunk).", min=1
-    )
-    first_lambda: float = field(
-        10.0,
-        help="FIRST: weight λ of the RankNet term on first-token identifier logits (L = L_LM + λ·RankNet).",
-        min=0.0,
-    )
-    token_weight_norm: Literal["tokens", "weights"] = field(
-        "tokens",
-        help="fullrank: normalise the weighted token NLL by the token count (paper) or by Σ weights.",
-    )
-    listwise_decoding: Literal["auto", "generate", "first"] = field(
-        "auto",
-        help="Listwise inference saved in reranker.json: 'auto' = first for FIRST, generate for fullrank and the "
-        "preference methods.",
-    )
-    listwise_strategy: Literal["sliding", "full"] = field(
-        "sliding", help="Listwise inference: sliding windows (back to front) or one full-list pass."
-    )
-    listwise_window: int = field(20, help="Listwise inference: candidates per window.", min=2)
-    listwise_stride: int = field(10, help="Listwise inference: window step (≤ window).", min=1)
-    preference_source: Literal["qrels", "samples", "student", "pointwise"] = field(
-        "qrels",
-        help="dpo/adpa/dckd without a preference train_file: rejected = the first-stage order ('qrels'), the "
-        "farthest by nDCG of num_samples permutations sampled from the starting model ('samples'), one sample of the "
-        "starting model as it is ('student': ADPA's released semantics, the advantage applies to the student's own "
-        "generation), or pointwise pairs (a higher- vs a lower-graded passage, num_samples per query; the answer is "
-        "the passage to rank first).",
-    )
-    num_samples: int = field(
-        4,
-        help="Permutations sampled per list (preference_source samples; PL-DPO's ranked permutations).",
-        min=1,
-    )
-    sample_temperature: float = field(1.0, help="Sampling temperature of those permutations.", min=1e-3)
-    irpo_rounds: int = field(
-        1,
-        help="IRPO: >1 = iterative IRPO, the policy regenerates its lists this many times over training.",
-        min=1,
-    )
-    teacher_model: str | None = field(
-        None, help="ADPA/DCKD: the preference-aligned teacher (a model or adapter folder; same vocabulary)."
-    )
-    teacher_ref_model: str | None = field(
-        None, help="ADPA: the aligned teacher's reference (pre-alignment) model, for the advantage."
-    )
-    teacher_topk: int = field(
-        20,
-        help="ADPA/DCKD: teacher log-probs kept on the aligned teacher's top-k tokens (0 = full vocabulary).",
-        min=0,
-    )
-    teacher_precompute: bool = field(
-        True, help="ADPA/DCKD: compute the teachers' top-k once before training and free the teachers."
-    )
+class MethodConfig(
+    DistillPreferenceMethod, ListPreferenceMethod, ListwiseMethod, SFTYesNoMethod, ScoreMethod
+):
+    """The keys of every method family's section; each family reads its own (config/<family>_config.py).
+
+    The family of a method is ``METHODS[name]``, reached as ``Recipe.family``: read its class attributes
+    (records, args_class, listwise, trainer) there, not through this union of every family."""
+
+    name: MethodName = field("score", help="Training method (see the method table in the README).")
 
 
 @dataclass
@@ -277,5 +216,6 @@ class Recipe:
     source: str | None = field(None, help="(set by the loader) path of the recipe file.")
 
     @property
-    def spec(self) -> MethodSpec:
+    def family(self) -> type[MethodSection]:
+        """The config section of the method's family: its records, arguments class, trainer and checks."""
         return METHODS[self.method.name]

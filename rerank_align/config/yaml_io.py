@@ -15,9 +15,12 @@ Two more guards, both failing as ordinary YAML errors (the callers name the file
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import yaml
+
+from rerank_align.errors import RerankAlignError
 
 _BOOL = "tag:yaml.org,2002:bool"
 _FLOAT = "tag:yaml.org,2002:float"
@@ -120,3 +123,33 @@ Yaml12Loader.add_implicit_resolver(
 def load_yaml(text: str) -> Any:
     """Parse YAML text with :class:`Yaml12Loader` (safe: plain data only)."""
     return yaml.load(text, Loader=Yaml12Loader)
+
+
+def read_yaml_file(path: Path, what: str, error: type[RerankAlignError]) -> dict:
+    """The mapping in a recipe or suite file (``what``: "recipe" / "suite"); every failure is one ``error`` naming
+    the file (and the line, for a YAML error)."""
+    if path.is_dir():
+        raise error(
+            f"is a folder, not a {what} file", where=str(path), hint=f"give the {what}'s .yaml file inside it"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{what} file not found", where=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise error(
+            f"{what} is not valid UTF-8 (byte {e.start})", where=str(path), hint="re-encode it as UTF-8"
+        ) from None
+    except PermissionError:
+        raise error(f"{what} file is not readable", where=str(path), hint="check its permissions") from None
+    try:
+        data = load_yaml(text.removeprefix("\ufeff"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        loc = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise error(f"invalid YAML: {getattr(e, 'problem', e)}", where=loc) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise error(f"a {what} must be a mapping of sections", where=str(path))
+    return data

@@ -11,6 +11,7 @@ name is in the tensor vocabulary from the batch and every other keyword-only par
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 from .contrastive import infonce, infonce_multi
@@ -53,6 +54,17 @@ TENSOR_ARGS: frozenset[str] = frozenset(
     }
 )
 """Parameter names a trainer fills from the batch; every other keyword-only parameter is a hyper-parameter."""
+
+
+def required_tensors(fn: Callable) -> list[str]:
+    """The batch tensors a loss cannot run without: its ``TENSOR_ARGS`` parameters that have no default.
+
+    >>> required_tensors(margin_mse)
+    ['scores', 'mask', 'labels', 'teacher_scores']
+    """
+    sig = inspect.signature(fn)
+    return [n for n, p in sig.parameters.items() if n in TENSOR_ARGS and p.default is inspect.Parameter.empty]
+
 
 SCORE_LOSSES: dict[str, Callable] = {
     "bce": bce,
@@ -106,6 +118,7 @@ __all__ = [
     "plistmle",
     "rank_weight",
     "ranknet",
+    "required_tensors",
     "token_logps",
     "token_nll",
     "unified",

@@ -22,14 +22,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
+from datasets import Dataset
+from trl import SFTTrainer
 
 from rerank_align.errors import ContractError
 from rerank_align.losses.ltr import ranknet
 from rerank_align.losses.token_weights import fullrank_token_weights, token_logps, weighted_token_nll
-from rerank_align.scoring.encode import left_pad
 from rerank_align.scoring.listwise_format import first_tokens
 from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 from rerank_align.training.common import RerankTrainerMixin
+from rerank_align.training.completions import completion_batch, forward_logits
 
 Method = Literal["fullrank", "first"]
 
@@ -78,18 +80,15 @@ class ListwiseCollator:
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         b = len(features)
-        out = left_pad(
-            [f["input_ids"] for f in features],
+        starts = [next(k for k, x in enumerate(f["labels"]) if x != -100) for f in features]
+        out = completion_batch(
+            [f["input_ids"][:s] for f, s in zip(features, starts)],
+            [f["input_ids"][s:] for f, s in zip(features, starts)],
             self.pad_id,
             labels=([f["labels"] for f in features], -100, torch.long),
             weights=([f["weights"] for f in features], 0.0, torch.float32),
         )
         t = out["input_ids"].shape[1]
-        keep = 1
-        for f in features:
-            first_label = next(k for k, x in enumerate(f["labels"]) if x != -100)
-            keep = max(keep, len(f["input_ids"]) - first_label + 1)
-        out["logits_to_keep"] = torch.tensor(keep)
         if "first_pos" in features[0]:
             g = max(len(f["id_tokens"]) for f in features)
             tok = torch.zeros((b, g), dtype=torch.long)
@@ -134,11 +133,7 @@ def listwise_loss(
     ids, mask, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
     t = ids.shape[1]
     keep = int(inputs.get("logits_to_keep", t))
-    position_ids = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    out = model(
-        input_ids=ids, attention_mask=mask, position_ids=position_ids, use_cache=False, logits_to_keep=keep
-    )
-    logits = out.logits[:, -keep:]  # positions t-keep .. t-1 (the answer span and the position before it)
+    logits = forward_logits(model, ids, mask, keep)  # positions t-keep .. t-1 (the answer and the one before)
     sl = slice(t - keep, t)
     lp, m = token_logps(logits, ids[:, sl], labels[:, sl] != -100)
     den = totals["tokens"] if normalize == "tokens" else totals["weights"]
@@ -158,37 +153,7 @@ def listwise_loss(
     return loss, parts
 
 
-def build_listwise_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval) -> Any:
-    from datasets import Dataset
-
-    method: Method = recipe.method.name  # "fullrank" | "first"
-    mc = recipe.method
-    builder = ListPromptBuilder(tokenizer, contract)
-    examples = listwise_examples(records, builder, method)
-    args.max_length = max(len(e["input_ids"]) for e in examples)
-    args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
-    return ListwiseSFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(examples),
-        eval_dataset=Dataset.from_list(examples[:1]) if ranking_eval else None,
-        processing_class=tokenizer,
-        data_collator=ListwiseCollator(tokenizer.pad_token_id),
-        listwise_method=method,
-        token_weight_norm=mc.token_weight_norm,
-        first_lambda=mc.first_lambda,
-        contract=contract,
-        ranking_eval=ranking_eval,
-    )
-
-
-def _sft_base():
-    from trl import SFTTrainer
-
-    return SFTTrainer
-
-
-class ListwiseSFTTrainer(RerankTrainerMixin, _sft_base()):  # type: ignore[misc]
+class ListwiseSFTTrainer(RerankTrainerMixin, SFTTrainer):
     def __init__(
         self,
         *a: Any,
@@ -237,3 +202,26 @@ class ListwiseSFTTrainer(RerankTrainerMixin, _sft_base()):  # type: ignore[misc]
                 logs[k] = round(v[0] / max(v[1], 1e-9), 4)
             self._parts = {}
         return super().log(logs, start_time)
+
+
+def build_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval) -> ListwiseSFTTrainer:
+    """``fullrank`` and ``first``: one pre-tokenised list prompt + target permutation per list record."""
+    method: Method = recipe.method.name  # "fullrank" | "first"
+    mc = recipe.method
+    builder = ListPromptBuilder(tokenizer, contract)
+    examples = listwise_examples(records, builder, method)
+    args.max_length = max(len(e["input_ids"]) for e in examples)
+    args.dataset_kwargs = {**(args.dataset_kwargs or {}), "skip_prepare_dataset": True}
+    return ListwiseSFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        eval_dataset=Dataset.from_list(examples[:1]) if ranking_eval else None,
+        processing_class=tokenizer,
+        data_collator=ListwiseCollator(tokenizer.pad_token_id),
+        listwise_method=method,
+        token_weight_norm=mc.token_weight_norm,
+        first_lambda=mc.first_lambda,
+        contract=contract,
+        ranking_eval=ranking_eval,
+    )

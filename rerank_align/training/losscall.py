@@ -9,16 +9,11 @@ from typing import Any
 import torch
 
 from rerank_align.errors import RecipeError
-from rerank_align.losses import TENSOR_ARGS
+from rerank_align.losses import TENSOR_ARGS, required_tensors
 
 
 def tensor_params(fn: Callable) -> list[str]:
     return [n for n in inspect.signature(fn).parameters if n in TENSOR_ARGS]
-
-
-def required_tensors(fn: Callable) -> list[str]:
-    sig = inspect.signature(fn)
-    return [n for n, p in sig.parameters.items() if n in TENSOR_ARGS and p.default is inspect.Parameter.empty]
 
 
 def call_loss(

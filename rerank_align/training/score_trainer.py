@@ -21,9 +21,12 @@ from typing import Any
 import torch
 from transformers import Trainer
 
+from rerank_align.config.score_config import score_loss
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.forward import ScoreOutput, score_forward
+from rerank_align.scoring.modeling import pair_encoder
 from rerank_align.scoring.vision import slice_pairs
+from rerank_align.training.collator import GroupCollator, RecordDataset
 from rerank_align.training.common import RerankTrainerMixin
 from rerank_align.training.losscall import call_loss
 
@@ -152,3 +155,23 @@ class ScoreTrainer(RerankTrainerMixin, Trainer):
             self.accelerator.backward(surrogate)
         _set_rng_state(end_state)
         return loss.detach()
+
+
+def build_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval) -> ScoreTrainer:
+    """``score`` and ``pg_rank``: groups scored through the contract, the recipe's loss (``method.loss``)."""
+    mc = recipe.method
+    return ScoreTrainer(
+        model=model,
+        args=args,
+        train_dataset=RecordDataset(records),
+        eval_dataset=RecordDataset(records[:1]) if ranking_eval else None,
+        data_collator=GroupCollator(
+            pair_encoder(tokenizer, contract), mc.group_size, seed=recipe.seed, in_batch=mc.in_batch_negatives
+        ),
+        processing_class=tokenizer,
+        contract=contract,
+        loss_fn=score_loss(mc.loss),
+        loss_args=mc.loss_args,
+        chunk_size=mc.chunk_size,
+        ranking_eval=ranking_eval,
+    )

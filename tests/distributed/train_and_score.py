@@ -25,13 +25,13 @@ def main(argv: list[str]) -> int:
 
     captured = {}
     recipe = load_recipe(argv[0], argv[1:])
-    builder = train.TRAINERS[recipe.spec.trainer]
+    builder = train.build_trainer
 
     def capture(*args, **kwargs):
         captured["trainer"] = trainer = builder(*args, **kwargs)
         return trainer
 
-    train.TRAINERS[recipe.spec.trainer] = capture
+    train.build_trainer = capture
     summary = train.run(recipe)
     trainer = captured["trainer"]
     model = trainer.model_wrapped if trainer.model_wrapped is not None else trainer.model

@@ -217,7 +217,7 @@ def test_fuse_first_stage_interpolates_between_the_two_orders(synth_suite):
     "override, message",
     [
         ("systems.0.fuse_first_stage=0.5", "applies to reranker"),
-        ("systems.1.fuse_first_stage=1.5", "must be <= 1"),
+        ("systems.1.fuse_first_stage=1.5", "above the maximum 1"),
     ],
 )
 def test_fuse_first_stage_is_validated(synth_suite, override, message):

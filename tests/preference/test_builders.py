@@ -71,7 +71,7 @@ def test_sampled_permutations_are_permutations_and_vary(tiny_causal):
 def test_irpo_items_are_the_identifier_tokens(tiny_causal):
     from rerank_align.scoring import Reranker
     from rerank_align.scoring.listwise_prompt import ListPromptBuilder
-    from rerank_align.training.preference_trainer import identifier_items
+    from rerank_align.training.list_preference_trainer import identifier_items
 
     rr = Reranker.from_base(str(tiny_causal), kind="listwise", device="cpu", max_length=512)
     b = ListPromptBuilder(rr.tokenizer, rr.contract)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rerank_align.training.preference_trainer import ListPreferenceTrainer, ListwiseDPOTrainer
+from rerank_align.training.dpo_trainer import ListwiseDPOTrainer
+from rerank_align.training.list_preference_trainer import ListPreferenceTrainer
 
 
 def _args(tmp_path, name, **kw):
@@ -194,7 +195,7 @@ def test_the_adpa_trainer_calls_the_tested_loss(tiny_causal, recipe_task, tmp_pa
     loss_args, on the answers as the data give them (NLL on chosen, advantage on rejected by default)."""
     from rerank_align import train
     from rerank_align.losses import adpa_loss
-    from rerank_align.training import preference_trainer as pt
+    from rerank_align.training import distill_preference_trainer as pt
 
     calls = []
 
@@ -257,14 +258,13 @@ def _build(train, recipe, records=None):
     from rerank_align.data.training_records import training_records
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.training.model import build_model
-    from rerank_align.training.preference_trainer import build_preference_trainer
 
     tok = load_tokenizer(recipe.model.name_or_path)
     contract = recipe_contract(recipe, tok)
     records = training_records(recipe.data, "list", seed=recipe.seed) if records is None else records
     model = build_model(recipe, contract)
     args = training_args_class("DPOConfig")(**{**train.default_training_args(recipe), **recipe.training})
-    return build_preference_trainer(recipe, model, tok, contract, records, args, None)
+    return train.build_trainer(recipe, model, tok, contract, records, args, None)
 
 
 QLORA = [

@@ -56,7 +56,7 @@ def tiny_overrides(
 
     arch = model_architecture(recipe)
     encoder = arch == "encoder"
-    listwise = recipe.spec.listwise
+    listwise = recipe.family.listwise
     vlm = arch == "vlm" and tiny_vlm is not None
     ov = [
         f"model.name_or_path={tiny_bert if encoder else tiny_vlm if vlm else tiny_causal}",

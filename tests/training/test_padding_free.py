@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from rerank_align.scoring import build_contract, load_model, load_tokenizer
-from rerank_align.training.sft_yesno import build_sft_yesno_trainer
+from rerank_align.training.sft_yesno_trainer import build_trainer
 
 RECORDS = [
     {
@@ -32,7 +32,7 @@ def _loss_and_grad(model, tok, contract, **config):
         output_dir=tempfile.mkdtemp(), per_device_train_batch_size=16, report_to=[], use_cpu=True, **config
     )
     recipe = SimpleNamespace(method=SimpleNamespace(group_size=3), seed=0)
-    trainer = build_sft_yesno_trainer(recipe, model, tok, contract, RECORDS, args, None)
+    trainer = build_trainer(recipe, model, tok, contract, RECORDS, args, None)
     ds = trainer.train_dataset
     batch = trainer.data_collator([ds[i] for i in range(len(ds))])  # the whole data set as one batch
     model.eval()  # no dropout: the passes must see the same function

@@ -66,8 +66,8 @@ def build(d: dict):
     torch.manual_seed(0)
     model = build_model(r, contract)
     no_dropout(model)
-    args = training_args_class(r.spec.args_class)(**{**train.default_training_args(r), **r.training})
-    return train.TRAINERS[r.spec.trainer](r, model, tok, contract, records, args, None), contract
+    args = training_args_class(r.family.args_class)(**{**train.default_training_args(r), **r.training})
+    return train.build_trainer(r, model, tok, contract, records, args, None), contract
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+from datasets import Dataset
+from trl import SFTTrainer
+
 from rerank_align.scoring.encode import PairEncoder
 from rerank_align.scoring.modeling import pair_encoder
 from rerank_align.training.collator import GroupCollator
@@ -51,8 +55,6 @@ class VisionSFTCollator:
         self.image_pad = encoder.contract.vision.token_ids["image_pad"]  # type: ignore[union-attr]
 
     def __call__(self, examples: list[dict]) -> dict[str, Any]:
-        import torch
-
         n = max(len(e["input_ids"]) for e in examples)
         ids = torch.full((len(examples), n), self.encoder.pad_id, dtype=torch.long)
         labels = torch.full((len(examples), n), -100, dtype=torch.long)
@@ -69,10 +71,17 @@ class VisionSFTCollator:
         return batch
 
 
-def build_sft_yesno_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval) -> Any:
-    from datasets import Dataset
-    from trl import SFTTrainer
+class YesNoSFTTrainer(RerankTrainerMixin, SFTTrainer):
+    """TRL's SFTTrainer (its loss: the answer token's cross-entropy over the vocabulary), saving as every
+    rerank_align trainer does."""
 
+    def __init__(self, *a: Any, contract: Any = None, ranking_eval: Any = None, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.contract, self.ranking_eval = contract, ranking_eval
+
+
+def build_trainer(recipe, model, tokenizer, contract, records, args, ranking_eval) -> YesNoSFTTrainer:
+    """``sft_yesno``: every (query, doc) of a group is one example whose completion is its answer token."""
     encoder = pair_encoder(tokenizer, contract)
     examples = sft_examples(records, encoder, recipe.method.group_size, recipe.seed)
     # No example may be cut (its answer token is last; the contract already bounds its length). With packing,
@@ -91,17 +100,13 @@ def build_sft_yesno_trainer(recipe, model, tokenizer, contract, records, args, r
         collator = VisionSFTCollator(encoder)
         # the examples are final (ids + image files); TRL's own preparation would drop or re-tokenise them
         args.dataset_kwargs["skip_prepare_dataset"] = True
-
-    class YesNoSFTTrainer(RerankTrainerMixin, SFTTrainer):
-        pass
-
-    trainer = YesNoSFTTrainer(
+    return YesNoSFTTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),
         eval_dataset=Dataset.from_list(examples[:1]) if ranking_eval else None,
         processing_class=tokenizer,
         data_collator=collator,
+        contract=contract,
+        ranking_eval=ranking_eval,
     )
-    trainer.contract, trainer.ranking_eval = contract, ranking_eval
-    return trainer
