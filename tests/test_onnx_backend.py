@@ -61,16 +61,34 @@ def test_onnx_float32_equals_sentence_transformers_on_the_same_folder(bert, onnx
     assert rr.precision == "float32" and rr.backend == "onnx"
 
 
-def test_int8_graph_is_quantised(bert, onnx_cache):
+def _float_matmul_weights(path):
     import onnx
+
+    graph = onnx.load(str(path)).graph
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
+    return [shapes[n.input[1]] for n in graph.node if n.op_type == "MatMul" and n.input[1] in shapes]
+
+
+@pytest.mark.parametrize("backend", ["onnx-int8", "onnx-int8-full"])
+def test_int8_graphs_quantise_the_linear_layers_they_say(bert, onnx_cache, backend):
+    import onnx
+    from transformers import AutoConfig
 
     qs, ds = _pairs()
     f32 = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx").score_pairs(qs, ds)
-    rr = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx-int8")
+    rr = Reranker.from_base(str(bert), kind="head", device="cpu", backend=backend)
     q8 = rr.score_pairs(qs, ds)
     (folder,) = [p for p in onnx_cache.iterdir() if not p.name.startswith(".")]
-    ops = {n.op_type for n in onnx.load(str(folder / "model_int8.onnx")).graph.node}
+    file = folder / ("model_int8.onnx" if backend == "onnx-int8" else "model_int8_full.onnx")
+    ops = {n.op_type for n in onnx.load(str(file)).graph.node}
     assert "DynamicQuantizeLinear" in ops and ("MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops)
+    cfg = AutoConfig.from_pretrained(str(bert))
+    down = (cfg.intermediate_size, cfg.hidden_size)
+    left = _float_matmul_weights(file)
+    # the feed-forward down-projections (one per layer) stay float32 in onnx-int8 only; the up-projections never
+    assert left.count(down) == (cfg.num_hidden_layers if backend == "onnx-int8" else 0)
+    assert left.count(down[::-1]) == 0
+    assert _float_matmul_weights(folder / "model.onnx").count(down[::-1]) == cfg.num_hidden_layers
     assert not np.array_equal(q8, f32)  # really another graph
     # how close int8 ranks to float32 is a property of trained weights, measured on MiniLM in docs/benchmarks.md;
     # on this random model the quantisation noise is as large as the signal

@@ -28,7 +28,7 @@ SYSTEM_TYPES = ("first_stage", "reranker", "base", "cross_encoder", "lexical")
 SELF_HIT_POLICIES = ("auto", "always", "never")
 FIRST_STAGE_ORDERS = ("trec_eval", "rank")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "onnx-int8-full")
 
 
 class SuiteError(RerankAlignError):
@@ -103,8 +103,8 @@ class SystemSpec:
     backend: Literal[BACKENDS] = field(  # type: ignore[valid-type]
         "torch",
         help="`reranker` / `base` encoder cross-encoders: `torch` (default), `onnx` (ONNX Runtime, float32: the "
-        "torch scores to float rounding) or `onnx-int8` (dynamically quantised linear layers; scores change, cached "
-        "separately). rerank_align/scoring/onnx_backend.py; speed and quality in docs/benchmarks.md.",
+        "torch scores to float rounding), `onnx-int8` (dynamically quantised linear layers, the feed-forward "
+        "down-projections kept float32; scores change, cached separately) or `onnx-int8-full` (every linear layer). rerank_align/scoring/onnx_backend.py; speed and quality in docs/benchmarks.md.",
     )
     reuse_prefix: bool = field(
         False,

@@ -17,6 +17,7 @@ import numpy as np
 
 from rerank_align.precision import log_resolution
 from rerank_align.scoring.modeling import resolve_model_path
+from rerank_align.scoring.onnx_backend import RECIPES
 from rerank_align.scoring.reranker import Reranker
 
 
@@ -174,8 +175,8 @@ def build_scorer(spec: Any, *, batch_size: int = 32, device: str | None = None) 
         )
         info["path"] = path
         info["contract_fields"] = dict(spec.contract)
-    if rr.backend == "onnx-int8":  # other scores than float32's: their own cache entries
-        rr.fingerprint = f"{rr.fingerprint}+onnx-int8"
+    if rr.backend.startswith("onnx-int8"):  # other scores than float32's: their own cache entries
+        rr.fingerprint = f"{rr.fingerprint}+{RECIPES[rr.backend]}"
     elif rr.precision != "float32":  # float32 keeps the fingerprint (and score cache) of earlier float32 runs
         rr.fingerprint = f"{rr.fingerprint}+autocast-{rr.precision}"
     info["backend"] = rr.backend

@@ -16,6 +16,7 @@ from rerank_align.io import atomic_dir
 from rerank_align.precision import autocast_dtype as precision_autocast_dtype
 from rerank_align.precision import native_bf16
 from rerank_align.precision import resolve as resolve_precision
+from rerank_align.scoring import onnx_backend
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.encode import Doc
 from rerank_align.scoring.forward import score_forward, unwrap
@@ -119,7 +120,8 @@ class Reranker:
         rounding (≤ 1e-5 in float32, tested), not bit for bit, so it is opt-in.
 
         ``backend`` (encoder cross-encoders): ``torch`` (default), ``onnx`` (ONNX Runtime, float32: the same scores
-        to float rounding) or ``onnx-int8`` (dynamically quantised linear layers: faster on CPU, scores change);
+        to float rounding), ``onnx-int8`` (dynamically quantised linear layers but the feed-forward
+        down-projections: faster on CPU, scores change) or ``onnx-int8-full`` (every linear layer);
         see :mod:`rerank_align.scoring.onnx_backend`. The ONNX backends run float32 graphs whatever the precision
         policy says."""
         self.contract = contract
@@ -141,8 +143,6 @@ class Reranker:
         self.backend = backend
         self.onnx = None
         if backend != "torch":
-            from rerank_align.scoring import onnx_backend  # lazy: onnxruntime is an optional extra
-
             self.onnx = onnx_backend.load(self.model, self.encoder, contract, backend)
             self.autocast_dtype = None
         self.listwise = None
@@ -160,7 +160,7 @@ class Reranker:
     @property
     def precision(self) -> str:
         """The precision scoring runs in: ``float32``, ``bfloat16``, ``float16`` or ``int8-dynamic``."""
-        if self.backend == "onnx-int8":
+        if self.backend.startswith("onnx-int8"):
             return "int8-dynamic"
         return "float32" if self.autocast_dtype is None else str(self.autocast_dtype).removeprefix("torch.")
 
@@ -191,9 +191,7 @@ class Reranker:
         path = Path(path)
         contract = ScoringContract.load(path)
         if backend != "torch":
-            from rerank_align.scoring.onnx_backend import check_backend
-
-            check_backend(backend, contract)  # before loading any weights
+            onnx_backend.check_backend(backend, contract)  # before loading any weights
         if is_adapter_dir(path):
             from peft import PeftModel
 
