@@ -198,7 +198,12 @@ def encoder_quality(a: argparse.Namespace, systems: dict[str, Any]) -> dict:
         per[name] = {m.query_id: m.value for m in ir_measures.iter_calc([ir_measures.nDCG @ 10], qrels, run)}
         out["systems"][name] = {"ndcg@10": float(np.mean(list(per[name].values())))}
         print(f"quality {name}: nDCG@10 {out['systems'][name]['ndcg@10']:.4f}", flush=True)
-    for name, ref in (("ours_onnx_int8", "ours_onnx"), ("st_openvino_int8", "st_openvino")):
+    pairs_of = (
+        ("ours_onnx_int8", "ours_onnx"),
+        ("ours_onnx_int8_full", "ours_onnx"),
+        ("st_openvino_int8", "st_openvino"),
+    )
+    for name, ref in pairs_of:
         if name in per and ref in per:
             qs = sorted(per[ref])
             x, y = np.array([per[name][q] for q in qs]), np.array([per[ref][q] for q in qs])
@@ -230,7 +235,7 @@ def bench_encoder(a: argparse.Namespace) -> dict:
 
     onnx = {
         b: Reranker(rr.model, rr.tokenizer, rr.contract, device="cpu", batch_size=a.batch_size, backend=b)
-        for b in ("onnx", "onnx-int8")
+        for b in ("onnx", "onnx-int8", "onnx-int8-full")
     }
 
     def ours_cold():
@@ -276,6 +281,7 @@ def bench_encoder(a: argparse.Namespace) -> dict:
             a.st_python, folder, "openvino", pf, a.max_length, a.batch_size, a.threads, calibration=calib
         )
         fns |= remote
+    fns["ours_onnx_int8_full"] = cold(onnx["onnx-int8-full"])
     # bf16 rows only where bf16 is native (precision policy) unless asked: emulated bf16 is ~9x slower and
     # its timing says nothing a user would choose
     from rerank_align.precision import native_bf16
@@ -321,13 +327,15 @@ def bench_encoder(a: argparse.Namespace) -> dict:
         # the quality of each backend with the model's own contract, as an evaluation would score it
         quality = {}
         if a.model:
-            for b in ("onnx", "onnx-int8"):
+            for b in ("onnx", "onnx-int8", "onnx-int8-full"):
                 r = Reranker.from_pretrained(a.model, device="cpu", batch_size=a.batch_size, backend=b)
                 quality[f"ours_{b.replace('-', '_')}"] = lambda ps, r=r: r.score_pairs(
                     [q for q, _ in ps], [d for _, d in ps]
                 )
         for name, w in remote.items():
             quality[name] = lambda ps, w=w: w.scores([(q, common.doc_text(d)) for q, d in ps])
+        if a.quality_systems:
+            quality = {k: v for k, v in quality.items() if k in a.quality_systems.split(",")}
         out["quality"] = encoder_quality(a, quality)
     for w in remote.values():
         w.close()
