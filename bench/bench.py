@@ -818,6 +818,7 @@ def main(argv: list[str] | None = None) -> None:
         help="time the bf16-autocast rows: auto = only where the CPU runs bf16 natively",
     )
     e.add_argument("--tag", default="")
+    e.add_argument("--quality-systems", help="comma-separated: only these systems' quality (default: all)")
     e.add_argument(
         "--model", help="a trained cross-encoder folder (default: MiniLM-L6 with a seeded fresh head)"
     )
