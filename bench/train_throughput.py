@@ -2,7 +2,7 @@
 and BFD-packed collation that ``training.padding_free`` / ``training.packing`` switch on, on the same examples.
 
 Each trainer is the one ``rerank-align train recipes/smollm2-135m/sft_yesno/lora.yaml`` builds
-(``build_sft_yesno_trainer``: TRL ``SFTTrainer`` on pre-tokenised prompt + answer examples, labels only on the
+(``training.sft_yesno_trainer.build_trainer``: TRL ``SFTTrainer`` on pre-tokenised prompt + answer examples, labels only on the
 answer token, LoRA r 16 on all linear layers, float32), with only the collation changed. Throughput is real
 (non-pad) tokens per CPU second of this process, per optimiser step (collation, forward, backward, AdamW), the
 median over the steps after the warm-up. Packing puts several examples in one row, so a packed step holds a
@@ -96,7 +96,7 @@ def time_sft(mode: str, a: argparse.Namespace, steps: int) -> dict:
     from rerank_align.scoring.modeling import load_tokenizer
     from rerank_align.train import default_training_args, training_precision
     from rerank_align.training.model import build_model
-    from rerank_align.training.sft_yesno import build_sft_yesno_trainer
+    from rerank_align.training.sft_yesno_trainer import build_trainer as build_sft_yesno_trainer
 
     recipe = load_recipe(common.ROOT / RECIPE, [f"method.group_size={a.group}"])
     tok = load_tokenizer(recipe.model.name_or_path)
@@ -154,7 +154,7 @@ def _build(build, recipe, model, tok, contract, records, args, mode: str, batch:
         return build(recipe, model, tok, contract, records, args, None)
     # the bin size: ``batch`` times the longest example (the builder keeps it, never below the longest)
     from rerank_align.scoring.modeling import pair_encoder
-    from rerank_align.training.sft_yesno import sft_examples
+    from rerank_align.training.sft_yesno_trainer import sft_examples
 
     ex = sft_examples(records, pair_encoder(tok, contract), recipe.method.group_size, recipe.seed)
     args.max_length = batch * max(len(e["input_ids"]) for e in ex)

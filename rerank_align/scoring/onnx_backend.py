@@ -228,6 +228,6 @@ class OnnxScorer:
         return self.session.run(None, feed)[0][:, 0].astype(np.float32)
 
 
-def load(model: Any, encoder: Any, contract: ScoringContract, backend: str) -> OnnxScorer:
+def load_onnx(model: Any, encoder: Any, contract: ScoringContract, backend: str) -> OnnxScorer:
     check_backend(backend, contract)
     return OnnxScorer(exported(model, encoder, weights_key(model, contract)) / _FILES[backend])

@@ -16,7 +16,6 @@ from rerank_align.io import atomic_dir
 from rerank_align.precision import autocast_dtype as precision_autocast_dtype
 from rerank_align.precision import native_bf16
 from rerank_align.precision import resolve as resolve_precision
-from rerank_align.scoring import onnx_backend
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.encode import Doc
 from rerank_align.scoring.forward import score_forward, unwrap
@@ -30,6 +29,7 @@ from rerank_align.scoring.modeling import (
     pair_encoder,
     read_model_type,
 )
+from rerank_align.scoring.onnx_backend import check_backend, load_onnx
 from rerank_align.scoring.prefix import prefix_reuse_applies, score_with_prefix_reuse
 from rerank_align.scoring.quantization import saved_quantization
 
@@ -143,7 +143,7 @@ class Reranker:
         self.backend = backend
         self.onnx = None
         if backend != "torch":
-            self.onnx = onnx_backend.load(self.model, self.encoder, contract, backend)
+            self.onnx = load_onnx(self.model, self.encoder, contract, backend)
             self.autocast_dtype = None
         self.listwise = None
         if contract.kind == "listwise":
@@ -191,7 +191,7 @@ class Reranker:
         path = Path(path)
         contract = ScoringContract.load(path)
         if backend != "torch":
-            onnx_backend.check_backend(backend, contract)  # before loading any weights
+            check_backend(backend, contract)  # before loading any weights
         if is_adapter_dir(path):
             from peft import PeftModel
 
