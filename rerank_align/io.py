@@ -26,6 +26,15 @@ from rerank_align.errors import RerankAlignError
 _UMASK_LOCK = threading.Lock()
 
 
+def user_cache(env: str, name: str) -> Path:
+    """``$env`` when set, else ``$XDG_CACHE_HOME/rerank_align/<name>`` (``~/.cache/rerank_align/<name>``)."""
+    value = os.environ.get(env)
+    if value:
+        return Path(value).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "rerank_align" / name
+
+
 def current_umask() -> int:
     """The process umask (``os.umask`` can only be read by setting it, so set it back at once, under a lock)."""
     with _UMASK_LOCK:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from rerank_align.errors import RerankAlignError
-from rerank_align.io import atomic_dir
+from rerank_align.io import atomic_dir, user_cache
 
 CACHE_ENV = "RERANK_ALIGN_MODEL_CACHE"
 PROVENANCE_FILE = "provenance.json"
@@ -63,11 +63,7 @@ MODELS: dict[str, GGUFModel] = {
 
 def default_cache() -> Path:
     """``$RERANK_ALIGN_MODEL_CACHE``, else ``$XDG_CACHE_HOME/rerank_align/models`` (``~/.cache/...``)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "rerank_align" / "models"
+    return user_cache(CACHE_ENV, "models")
 
 
 def canonical(name: str) -> str:

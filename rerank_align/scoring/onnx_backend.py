@@ -14,7 +14,8 @@ length-sorted batching and the contract stay the project's, so a pair gets the s
   down-projections (weight shape intermediate × hidden), which stay float32: their input, the GELU output, carries
   the outlier features that one activation scale per tensor cannot represent (Bondarenko et al. 2021, arXiv
   2109.12948). On held-out SciFact train queries that one choice raised the Spearman correlation with float32 from
-  0.9940 to 0.9972 (the best of the variants tried) for 1.44× instead of 1.76× the float32 graph's speed.
+  0.9940 to 0.9972 (the best of the variants tried) for 1.44× instead of 1.76× the float32 graph's speed; on SciFact
+  test the quickstart model loses 0.0014 nDCG@10 (p 0.63) against float32 (scripts/onnx_int8_dev.py).
 - ``onnx-int8-full``: every linear layer in int8: the fastest, and the furthest from float32 (SciFact test
   nDCG@10 −0.0076 for the quickstart model). docs/benchmarks.md has both, measured.
 - Of the quantisation settings measured (signed/unsigned weights, per-tensor/per-channel scales, 7-bit
@@ -36,7 +37,6 @@ import copy
 import hashlib
 import inspect
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from rerank_align.errors import RerankAlignError
-from rerank_align.io import atomic_dir, atomic_write
+from rerank_align.io import atomic_dir, atomic_write, user_cache
 from rerank_align.scoring.contract import ScoringContract
 
 BACKENDS = ("torch", "onnx", "onnx-int8", "onnx-int8-full")
@@ -75,11 +75,8 @@ def check_backend(backend: str, contract: ScoringContract, where: str = "backend
 
 
 def default_cache() -> Path:
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "rerank_align" / "onnx"
+    """``$RERANK_ALIGN_ONNX_CACHE``, else ``$XDG_CACHE_HOME/rerank_align/onnx`` (``~/.cache/...``)."""
+    return user_cache(CACHE_ENV, "onnx")
 
 
 def _input_names(model: Any, batch: dict[str, torch.Tensor]) -> list[str]:

@@ -36,3 +36,22 @@ def smollm2_tok():
     from rerank_align.scoring.modeling import load_tokenizer
 
     return load_tokenizer(str(folder))
+
+
+@pytest.fixture
+def named_cache(tmp_path, monkeypatch):
+    """A tiny chat Llama prepared under SmolLM2's name in a temporary model cache (the name resolves to it)."""
+    import json
+    import shutil
+
+    from rerank_align.models.packaged import CACHE_ENV
+    from rerank_align_testing.chat import build_tiny_chat_llama
+
+    folder = tmp_path / "cache" / "smollm2-135m-instruct"
+    build_tiny_chat_llama(tmp_path / "tiny")
+    shutil.copytree(tmp_path / "tiny", folder)
+    (folder / "provenance.json").write_text(
+        json.dumps({"name": "smollm2-135m-instruct", "test": "tiny stand-in"})
+    )
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return folder

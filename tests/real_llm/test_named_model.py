@@ -5,24 +5,6 @@ ChatML template under that name (the real one: tests/real_llm/test_smollm2_slow.
 from __future__ import annotations
 
 import json
-import shutil
-
-import pytest
-
-
-@pytest.fixture
-def named_cache(tmp_path, monkeypatch):
-    from rerank_align.models.packaged import CACHE_ENV
-    from rerank_align_testing.chat import build_tiny_chat_llama
-
-    folder = tmp_path / "cache" / "smollm2-135m-instruct"
-    build_tiny_chat_llama(tmp_path / "tiny")
-    shutil.copytree(tmp_path / "tiny", folder)
-    (folder / "provenance.json").write_text(
-        json.dumps({"name": "smollm2-135m-instruct", "test": "tiny stand-in"})
-    )
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    return folder
 
 
 def test_recipe_trains_merges_and_exports_by_name(named_cache, tmp_path):

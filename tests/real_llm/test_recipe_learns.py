@@ -11,25 +11,8 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 
-import pytest
 import torch
-
-
-@pytest.fixture
-def named_cache(tmp_path, monkeypatch):
-    from rerank_align.models.packaged import CACHE_ENV
-    from rerank_align_testing.chat import build_tiny_chat_llama
-
-    folder = tmp_path / "cache" / "smollm2-135m-instruct"
-    build_tiny_chat_llama(tmp_path / "tiny")
-    shutil.copytree(tmp_path / "tiny", folder)
-    (folder / "provenance.json").write_text(
-        json.dumps({"name": "smollm2-135m-instruct", "test": "tiny stand-in"})
-    )
-    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
-    return folder
 
 
 def _groups(recipe_path: str, overrides: list[str]):
