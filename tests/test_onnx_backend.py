@@ -49,7 +49,9 @@ def test_onnx_float32_equals_sentence_transformers_on_the_same_folder(bert, onnx
     from sentence_transformers import CrossEncoder
 
     qs, ds = _pairs()
-    rr = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx", batch_size=5)
+    # limits wide open: sentence-transformers cuts only the pair, so no per-field cut may differ
+    limits = {"max_query_length": 512, "max_document_length": 512, "max_length": 512}
+    rr = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx", batch_size=5, **limits)
     ours = rr.score_pairs(qs, ds)
     # sentence-transformers runs the torch module on its own tokenisation; raw logits (identity activation)
     import torch
@@ -57,7 +59,9 @@ def test_onnx_float32_equals_sentence_transformers_on_the_same_folder(bert, onnx
     ce = CrossEncoder(str(bert), device="cpu", max_length=512)
     ref = ce.predict(list(zip(qs, ds)), activation_fn=torch.nn.Identity(), show_progress_bar=False)
     assert np.abs(ours - np.asarray(ref)).max() < 1e-4
-    assert np.std(ours) > 0.02  # the comparison is not between constants
+    # the comparison is not between constants: the score spread (0.024-0.039 over runs; the tiny tokenizer is
+    # trained anew each session) is over 50 times the tolerance
+    assert np.std(ours) > 0.005
     assert rr.precision == "float32" and rr.backend == "onnx"
 
 
@@ -130,3 +134,24 @@ def test_suite_backend_key(tmp_path):
     assert ok.systems[0].backend == "onnx-int8"
     with pytest.raises(SuiteError, match="backend"):
         parse_suite(base | {"systems": [{"name": "b", "type": "first_stage", "backend": "onnx"}]})
+
+
+def test_a_lora_adapter_exports_merged_with_the_same_scores(bert, onnx_cache):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    base = Reranker.from_base(str(bert), kind="head", device="cpu")
+    peft = get_peft_model(
+        base.model, LoraConfig(r=4, target_modules=["query", "value"], modules_to_save=["classifier"])
+    )
+    with torch.no_grad():  # a trained-looking adapter: B away from its zero init
+        for name, p in peft.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    qs, ds = _pairs()
+    torch_scores = Reranker(peft, base.tokenizer, base.contract, device="cpu").score_pairs(qs, ds)
+    onnx_scores = Reranker(peft, base.tokenizer, base.contract, device="cpu", backend="onnx").score_pairs(
+        qs, ds
+    )
+    assert np.abs(torch_scores - onnx_scores).max() < 1e-4
+    assert hasattr(peft, "peft_config")  # the export merged a copy, not the model itself

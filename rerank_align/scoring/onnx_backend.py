@@ -125,10 +125,19 @@ def export(model: Any, encoder: Any, directory: Path, *, fingerprint: str) -> di
     t0 = time.time()
     batch = _probe_batch(encoder)
     # a copy with eager attention: the SDPA path would trace its padding branch as a constant
-    m = copy.deepcopy(model).float().eval().to("cpu")
+    m = copy.deepcopy(model)
+    if hasattr(m, "merge_and_unload"):  # a LoRA adapter: the merged weights compute the same function
+        m = m.merge_and_unload()
+    m = m.float().eval().to("cpu")
     if hasattr(m, "set_attn_implementation"):
         m.set_attn_implementation("eager")
     names = _input_names(m, batch)
+    if "input_ids" not in names:
+        raise RerankAlignError(
+            f"cannot name the inputs of {type(m).__name__}.forward for the export",
+            where="backend",
+            hint="use backend: torch",
+        )
     fp32 = directory / _FILES["onnx"]
     with torch.no_grad():
         torch.onnx.export(
