@@ -17,6 +17,7 @@ queries × their BM25 top-k (``../shared/data/scifact``, or the repo's copy unde
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import statistics
@@ -108,7 +109,6 @@ class RemoteST:
         threads: int,
         calibration: str | None = None,
     ) -> None:
-        import json
         import subprocess
 
         work = tempfile.mkdtemp(prefix=f"bench-st-{backend}-")
@@ -133,7 +133,6 @@ class RemoteST:
             cmd += ["--int8-calibration", calibration]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.info = self._read("ready")
-        self.json = json
 
     def _read(self, key: str):
         import json
@@ -157,7 +156,7 @@ class RemoteST:
 
         import numpy as np
 
-        f = tempfile.mktemp(suffix=".json")
+        f = _temp_json()
         Path(f).write_text(json.dumps([list(p) for p in pairs]))
         self.proc.stdin.write(f"scores {f}\n")
         self.proc.stdin.flush()
@@ -168,6 +167,13 @@ class RemoteST:
         self.proc.stdin.write("quit\n")
         self.proc.stdin.flush()
         self.proc.wait()
+
+
+def _temp_json() -> str:
+    """A fresh temporary .json path (created, so no other process can take the name)."""
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    return path
 
 
 def calibration_folder(n: int = 100) -> str:
@@ -275,7 +281,7 @@ def bench_encoder(a: argparse.Namespace) -> dict:
     }
     remote: dict[str, RemoteST] = {}
     if a.st_python:
-        pf = tempfile.mktemp(suffix=".json")
+        pf = _temp_json()
         Path(pf).write_text(json.dumps([list(p) for p in st_pairs]))
         calib = calibration_folder()
         remote["st_openvino"] = RemoteST(
