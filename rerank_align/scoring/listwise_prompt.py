@@ -1,9 +1,15 @@
 """Listwise prompts under the scoring contract: the only code that turns (query, candidate list) into input ids.
 
 The contract's ``ListFormat`` holds every string literally: ``prompt_template`` (placeholders ``{n}``, ``{query}``,
-``{passages}``), ``passage_template`` (``{identifier}``, ``{document}``), ``identifier`` and ``separator``. As in
-``PairEncoder``, each literal piece, the query and each document are tokenised on their own (no special tokens) and
-the ids are concatenated, so truncation is exact and training and inference see the same ids.
+``{passages}``), ``passage_template`` (``{identifier}``, ``{document}``), ``identifier`` and ``separator``.
+
+The ids are those of the whole rendered string, tokenised once (no special tokens added), as a serving engine or
+rank_llm tokenises the chat-rendered prompt. Tokenising the pieces apart and concatenating (as ``PairEncoder`` does
+for pair templates, whose fields sit between newlines) would differ under byte-level BPE wherever a field follows a
+space: RankGPT's prompt has ``query: {query}`` and ``[1] {document}``, and in the whole string the space belongs to
+the field's first word. Truncation is counted on each field tokenised alone and applied in text space, at a token
+boundary of that field; the whole string is then tokenised and, should the joins add tokens past the budget, the
+passages are cut again by the excess.
 
 Truncation rule (documented in docs/listwise.md):
 
@@ -32,10 +38,14 @@ from rerank_align.scoring.templates import split_template
 MIN_PASSAGE_TOKENS = 4
 
 
-def _cut(ids: list[int], n: int, side: str) -> list[int]:
-    if len(ids) <= n:
-        return ids
-    return ids[:n] if side == "right" else ids[len(ids) - n :]
+def _cut_text(text: str, offsets: list[tuple[int, int]], keep: int, side: str) -> str:
+    """``text`` cut to its first (``side`` right) or last (left) ``keep`` tokens, at a token boundary; ``offsets``
+    are its tokens' character spans."""
+    if keep >= len(offsets):
+        return text
+    if keep <= 0:
+        return ""
+    return text[: offsets[keep - 1][1]] if side == "right" else text[offsets[len(offsets) - keep][0] :]
 
 
 @dataclass
@@ -90,12 +100,12 @@ class ListPromptBuilder:
         """Prompt ids for ranking ``docs`` (in this order) for ``query``, leaving room for the answer."""
         c, f = self.contract, self.fmt
         n = len(docs)
-        q_text = query_text(query)
-        d_texts = [format_document(d, c.document_format) for d in docs]
-        q_ids, *d_ids = self._encode_texts([q_text, *d_texts])
-        q_ids = _cut(q_ids, c.max_query_length, c.truncation_side["query"])
-        dside = c.truncation_side["document"]
-        d_ids = [_cut(d, c.max_document_length, dside) for d in d_ids]
+        texts = [query_text(query), *(format_document(d, c.document_format) for d in docs)]
+        enc = self.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+        offsets = [list(o) for o in enc["offset_mapping"]]
+        q_len = min(len(offsets[0]), c.max_query_length)
+        lens = [min(len(o), c.max_document_length) for o in offsets[1:]]
+        q_side, d_side = c.truncation_side["query"], c.truncation_side["document"]
 
         outer = split_template(f.prompt_template.replace("{n}", str(n)), ("query", "passages"))
         n_query = outer.count("{query}")
@@ -107,38 +117,53 @@ class ListPromptBuilder:
             p_pieces.append(pieces)
             fixed += sum(len(self.literal(p)) for p in pieces if p != "{document}")
         budget = c.max_length - self.answer_reserve(n) - extra_reserve
-        truncated = False
-        lens = [len(d) for d in d_ids]
-        if fixed + n_query * len(q_ids) + sum(lens) > budget:
-            truncated = True
-            room = budget - fixed - n_query * len(q_ids)
-            cap = self._water_fill(lens, room)
-            if cap < MIN_PASSAGE_TOKENS and any(x > cap for x in lens):
-                cap = min(MIN_PASSAGE_TOKENS, max(lens))
-                over = fixed + n_query * len(q_ids) + sum(min(x, cap) for x in lens) - budget
-                if over > 0 and n_query:
-                    keep = max(0, len(q_ids) - -(-over // n_query))
-                    q_ids = _cut(q_ids, keep, c.truncation_side["query"])
-            d_ids = [_cut(d, cap, dside) for d in d_ids]
-            total = fixed + n_query * len(q_ids) + sum(len(d) for d in d_ids)
-            if total > budget:
-                need = total + self.answer_reserve(n) + extra_reserve
-                raise ContractError(
-                    f"{n} passages do not fit in max_length={c.max_length} even cut to {cap} tokens each",
-                    where="reranker.json:max_length",
-                    hint=f"raise max_length to at least {need}, or rank fewer passages per window",
-                )
-        ids: list[int] = []
-        for p in outer:
-            if p == "{query}":
-                ids.extend(q_ids)
-            elif p == "{passages}":
-                for pieces, d in zip(p_pieces, d_ids):
-                    for pp in pieces:
-                        ids.extend(d if pp == "{document}" else self.literal(pp))
-            else:
-                ids.extend(self.literal(p))
-        return ListPrompt(ids, n, [len(d) for d in d_ids], truncated)
+        excess = 0  # tokens the joins added past the budget in the previous attempt
+        for _ in range(8):
+            q_keep, d_keep = self._fit(fixed, n_query, q_len, lens, budget - excess, n, extra_reserve)
+            query_cut = _cut_text(texts[0], offsets[0], q_keep, q_side)
+            passages = "".join(
+                "".join(_cut_text(t, o, keep, d_side) if pp == "{document}" else pp for pp in pieces)
+                for pieces, t, o, keep in zip(p_pieces, texts[1:], offsets[1:], d_keep)
+            )
+            text = "".join(
+                query_cut if p == "{query}" else passages if p == "{passages}" else p for p in outer
+            )
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(ids) <= budget:
+                # truncated: the budget cut a field below its per-field limit
+                return ListPrompt(list(ids), n, d_keep, q_keep < q_len or d_keep != lens)
+            excess += len(ids) - budget
+        raise ContractError(
+            f"{n} passages do not fit in max_length={c.max_length}: the joined prompt stays {len(ids) - budget} "
+            "tokens over",
+            where="reranker.json:max_length",
+            hint=f"raise max_length to at least {len(ids) + self.answer_reserve(n) + extra_reserve}",
+        )
+
+    def _fit(
+        self, fixed: int, n_query: int, q_len: int, lens: list[int], budget: int, n: int, extra_reserve: int
+    ) -> tuple[int, list[int]]:
+        """Tokens kept of the query and of each passage so that ``fixed`` + the fields fit ``budget`` (the rule
+        of the module docstring, steps 3 and 4)."""
+        c = self.contract
+        if fixed + n_query * q_len + sum(lens) <= budget:
+            return q_len, list(lens)
+        cap = self._water_fill(lens, budget - fixed - n_query * q_len)
+        if cap < MIN_PASSAGE_TOKENS and any(x > cap for x in lens):
+            cap = min(MIN_PASSAGE_TOKENS, max(lens))
+            over = fixed + n_query * q_len + sum(min(x, cap) for x in lens) - budget
+            if over > 0 and n_query:
+                q_len = max(0, q_len - -(-over // n_query))
+        d_keep = [min(x, cap) for x in lens]
+        total = fixed + n_query * q_len + sum(d_keep)
+        if total > budget:
+            need = total + c.max_length - budget
+            raise ContractError(
+                f"{n} passages do not fit in max_length={c.max_length} even cut to {cap} tokens each",
+                where="reranker.json:max_length",
+                hint=f"raise max_length to at least {need}, or rank fewer passages per window",
+            )
+        return q_len, d_keep
 
     @staticmethod
     def _water_fill(lens: list[int], room: int) -> int:
