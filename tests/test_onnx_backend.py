@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -111,6 +113,13 @@ def test_export_is_cached_by_weights_and_reused(bert, onnx_cache, tmp_path):
     other = build_tiny_bert(tmp_path / "other", seed=1)  # other weights: their own export
     Reranker.from_base(str(other), kind="head", device="cpu", backend="onnx")
     assert len([p for p in onnx_cache.iterdir() if not p.name.startswith(".")]) == 2
+    # an export written under an older quantisation recipe is redone, not reused
+    meta = folder / "onnx.json"
+    info = json.loads(meta.read_text())
+    meta.write_text(json.dumps(info | {"recipes": {"onnx-int8": "an older recipe"}}))
+    Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx-int8")
+    assert (folder / "model.onnx").stat().st_mtime_ns != stamp
+    assert json.loads(meta.read_text())["recipes"] == info["recipes"]
 
 
 def test_backend_refuses_what_it_cannot_export(bert, onnx_cache):

@@ -177,6 +177,7 @@ def export(model: Any, encoder: Any, directory: Path, *, fingerprint: str) -> di
         "fingerprint": fingerprint,
         "inputs": names,
         "files": _FILES,
+        "recipes": RECIPES,
         "max_abs_diff_vs_torch": diffs,
         "quantization": {
             "method": "onnxruntime.quantization.quantize_dynamic",
@@ -209,8 +210,11 @@ def exported(model: Any, encoder: Any, fingerprint: str | None = None, cache: Pa
     folder = (cache or default_cache()) / fingerprint[:32]
     meta = folder / "onnx.json"
     complete = all((folder / f).is_file() for f in _FILES.values())
-    if complete and meta.is_file() and json.loads(meta.read_text()).get("fingerprint") == fingerprint:
-        return folder
+    if complete and meta.is_file():
+        info = json.loads(meta.read_text())
+        # an export made under another quantisation recipe holds other int8 graphs: export again
+        if info.get("fingerprint") == fingerprint and info.get("recipes") == RECIPES:
+            return folder
     with atomic_dir(folder) as tmp:
         export(model, encoder, tmp, fingerprint=fingerprint)
     return folder
