@@ -6,20 +6,18 @@ SciFact train and evaluated on SciFact test, on a CPU.
 2. The MiniLM quickstart cross-encoder (``outputs/quickstart/minilm-scifact``): trained by ``scripts/quickstart.py``
    if it is not there yet (its ~15 minutes are reported apart; ``make quickstart`` first keeps them out).
 3. ``rerank-align train recipes/smollm2-135m/infonce/lora.yaml``: LoRA, group InfoNCE over the yes/no margin
-   z_yes - z_no, 64 train claims x (1 judged + 3 BM25 negatives), 32 steps of 2 groups, lr 5e-4, abstracts cut to
+   z_yes - z_no, 160 train claims x (1 judged + 3 BM25 negatives), 80 steps of 2 groups, lr 5e-4, abstracts cut to
    96 tokens.
 4. ``rerank-align eval eval/suites/quickstart_llm_scifact.yaml --limit-queries N``: the first N judged test claims x
    the BM25 top-10 (depth 10), BM25 vs zero-shot SmolLM2 vs trained SmolLM2 vs the MiniLM quickstart model, each
    alone and fused with BM25, paired tests against BM25; then again against zero-shot SmolLM2 (one shared score
    cache: nothing is scored twice).
 
-Budget: 30 minutes wall on an idle 2-core machine. Measured with one thread on held-out train claims
-(docs/real_llm.md): SmolLM2 scores a 48+96-token pair in ~0.47 CPU-s with the query prefix reused; a group-InfoNCE
-training pair costs ~2.2 CPU-s. So N = 100 test claims x depth 10 = 1,000 pairs per SmolLM2 system (~940 CPU-s for
-zero-shot and trained), 256 training pairs (~560 CPU-s), MiniLM and loading (~150 CPU-s): ~1,650 CPU-s, ~15-18
-minutes on 2 threads; an estimate from the parts, not a timed full run. Settings from held-out *train* claims
-(``scripts/quickstart_llm_dev.py``, never the test claims): dev nDCG@10 0.514 vs zero-shot 0.438 (+0.076, p = 0.11),
-fused at w 0.4 0.772 vs BM25 0.752 (p = 0.08): better than zero-shot and BM25 on dev, neither significantly.
+Budget: 30 minutes wall on an idle 2-core machine. Measured (docs/real_llm.md): training 160 claims = 640 pairs
+took 748 s wall on 2 threads; scoring 100 test claims x depth 10 with both SmolLM2 systems and MiniLM took ~430-470
+s wall. So N = 200 test claims: ~750 + ~900 s, ~28 minutes. Settings from held-out *train* claims
+(``scripts/quickstart_llm_dev.py``, never the test claims): dev nDCG@10 0.554 vs zero-shot 0.438 (+0.116,
+p = 0.032), fused at w 0.3 0.778 vs BM25 0.752 (p = 0.055).
 
 ``--smoke`` runs the same path in seconds on a tiny Llama with a ChatML template built in code (no SmolLM2, no
 MiniLM), so CI proves it end to end.

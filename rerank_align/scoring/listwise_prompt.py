@@ -91,11 +91,6 @@ class ListPromptBuilder:
             self._reserve[n] = len(self.tokenizer.encode(text, add_special_tokens=False)) + 1
         return self._reserve[n]
 
-    def _encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
-        if not texts:
-            return []
-        return self.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
-
     def build(self, query: str | dict, docs: Sequence[Any], *, extra_reserve: int = 0) -> ListPrompt:
         """Prompt ids for ranking ``docs`` (in this order) for ``query``, leaving room for the answer."""
         c, f = self.contract, self.fmt
@@ -119,7 +114,7 @@ class ListPromptBuilder:
         budget = c.max_length - self.answer_reserve(n) - extra_reserve
         excess = 0  # tokens the joins added past the budget in the previous attempt
         for _ in range(8):
-            q_keep, d_keep = self._fit(fixed, n_query, q_len, lens, budget - excess, n, extra_reserve)
+            q_keep, d_keep = self._fit(fixed, n_query, q_len, lens, budget - excess, n)
             query_cut = _cut_text(texts[0], offsets[0], q_keep, q_side)
             passages = "".join(
                 "".join(_cut_text(t, o, keep, d_side) if pp == "{document}" else pp for pp in pieces)
@@ -141,7 +136,7 @@ class ListPromptBuilder:
         )
 
     def _fit(
-        self, fixed: int, n_query: int, q_len: int, lens: list[int], budget: int, n: int, extra_reserve: int
+        self, fixed: int, n_query: int, q_len: int, lens: list[int], budget: int, n: int
     ) -> tuple[int, list[int]]:
         """Tokens kept of the query and of each passage so that ``fixed`` + the fields fit ``budget`` (the rule
         of the module docstring, steps 3 and 4)."""
