@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -290,6 +291,16 @@ def format_document(doc: str | dict, document_format: str) -> str:
 
 def query_text(query: str | dict) -> str:
     return query if isinstance(query, str) else (query.get("text") or "")
+
+
+def cut_at_token(text: str, offsets: Sequence[Sequence[int]], keep: int, side: str) -> str:
+    """``text`` cut to its first (``side`` right) or last (left) ``keep`` tokens, at a token boundary; ``offsets``
+    are its tokens' character spans (a fast tokenizer's ``offset_mapping`` of ``text`` alone)."""
+    if keep >= len(offsets):
+        return text
+    if keep <= 0:
+        return ""
+    return text[: offsets[keep - 1][1]] if side == "right" else text[offsets[len(offsets) - keep][0] :]
 
 
 def single_token_id(tokenizer: Any, text: str, where: str) -> int:

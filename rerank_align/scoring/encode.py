@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from rerank_align.errors import ContractError
-from rerank_align.scoring.contract import ScoringContract, format_document, query_text
+from rerank_align.scoring.contract import ScoringContract, cut_at_token, format_document, query_text
 from rerank_align.scoring.templates import split_template, tokenization_segments
 
 Doc = str | dict
@@ -106,12 +106,7 @@ class PairEncoder:
             if len(self._cache) + len(uniq) > self.cache_size:
                 self._cache.clear()
             for t, offsets in zip(uniq, enc["offset_mapping"]):
-                if len(offsets) <= max_len:
-                    cut = t
-                elif side == "right":
-                    cut = t[: offsets[max_len - 1][1]]
-                else:
-                    cut = t[offsets[len(offsets) - max_len][0] :]
+                cut = cut_at_token(t, offsets, max_len, side)
                 self._cache[(t, max_len, "cut-" + side)] = cut
                 for i in todo[t]:
                     out[i] = cut

@@ -31,21 +31,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from rerank_align.errors import ContractError
-from rerank_align.scoring.contract import ListFormat, ScoringContract, format_document, query_text
+from rerank_align.scoring.contract import (
+    ListFormat,
+    ScoringContract,
+    cut_at_token,
+    format_document,
+    query_text,
+)
 from rerank_align.scoring.listwise_format import answer_with_spans, render_identifier
 from rerank_align.scoring.templates import split_template
 
 MIN_PASSAGE_TOKENS = 4
-
-
-def _cut_text(text: str, offsets: list[tuple[int, int]], keep: int, side: str) -> str:
-    """``text`` cut to its first (``side`` right) or last (left) ``keep`` tokens, at a token boundary; ``offsets``
-    are its tokens' character spans."""
-    if keep >= len(offsets):
-        return text
-    if keep <= 0:
-        return ""
-    return text[: offsets[keep - 1][1]] if side == "right" else text[offsets[len(offsets) - keep][0] :]
 
 
 @dataclass
@@ -115,9 +111,9 @@ class ListPromptBuilder:
         excess = 0  # tokens the joins added past the budget in the previous attempt
         for _ in range(8):
             q_keep, d_keep = self._fit(fixed, n_query, q_len, lens, budget - excess, n)
-            query_cut = _cut_text(texts[0], offsets[0], q_keep, q_side)
+            query_cut = cut_at_token(texts[0], offsets[0], q_keep, q_side)
             passages = "".join(
-                "".join(_cut_text(t, o, keep, d_side) if pp == "{document}" else pp for pp in pieces)
+                "".join(cut_at_token(t, o, keep, d_side) if pp == "{document}" else pp for pp in pieces)
                 for pieces, t, o, keep in zip(p_pieces, texts[1:], offsets[1:], d_keep)
             )
             text = "".join(
