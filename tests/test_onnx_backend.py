@@ -89,17 +89,78 @@ def test_int8_graphs_quantise_the_linear_layers_they_say(bert, onnx_cache, backe
     ops = {n.op_type for n in onnx.load(str(file)).graph.node}
     assert "DynamicQuantizeLinear" in ops and ("MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops)
     cfg = AutoConfig.from_pretrained(str(bert))
-    down = (cfg.intermediate_size, cfg.hidden_size)
-    left = _float_matmul_weights(file)
-    # the feed-forward down-projections (one per layer) stay float32 in onnx-int8 only; the up-projections never
-    assert left.count(down) == (cfg.num_hidden_layers if backend == "onnx-int8" else 0)
-    assert left.count(down[::-1]) == 0
-    assert _float_matmul_weights(folder / "model.onnx").count(down[::-1]) == cfg.num_hidden_layers
+    h, i = cfg.hidden_size, cfg.intermediate_size
+    graph = onnx.load(str(file)).graph
+    weights = {t.name for t in graph.initializer}
+    # no encoder linear layer is left a float32 MatMul in either (only the split-off outlier products are)
+    left = [
+        n.name
+        for n in graph.node
+        if n.op_type == "MatMul" and n.input[1] in weights and "/encoder/" in n.name
+    ]
+    assert all("/outliers" in name for name in left) and (backend == "onnx-int8") == bool(left)
+    assert _float_matmul_weights(folder / "model.onnx").count((h, i)) == cfg.num_hidden_layers
     assert not np.array_equal(q8, f32)  # really another graph
     # how close int8 ranks to float32 is a property of trained weights, measured on MiniLM in docs/benchmarks.md;
     # on this random model the quantisation noise is as large as the signal
     assert np.isfinite(q8).all()
     assert rr.precision == "int8-dynamic"
+
+
+def _outlier_products(path):
+    """(input channels, output width) of each float32 product of split-off outlier channels (the split writes a
+    Gemm; ONNX Runtime's quantiser rewrites Gemms as MatMul + Add)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
+    return [
+        shapes[n.input[1]]
+        for n in graph.node
+        if n.op_type in ("Gemm", "MatMul") and "/outliers" in n.name and n.input[1] in shapes
+    ]
+
+
+def test_int8_splits_the_outlier_channels_off_in_float32(bert, onnx_cache):
+    """onnx-int8 keeps the largest input channels of q/k/v, the up- and the down-projection out of the int8 product
+    (LLM.int8-style), not the attention output; onnx-int8-full has no split. The split graph, before quantisation,
+    must compute the float32 function exactly: checked by splitting a copy here and running it."""
+    import onnx
+    import onnxruntime as ort
+    from transformers import AutoConfig
+
+    from rerank_align.scoring.onnx_backend import (
+        OUTLIER_CHANNELS,
+        _calibration_batch,
+        _split_outlier_channels,
+    )
+
+    rr = Reranker.from_base(str(bert), kind="head", device="cpu", backend="onnx-int8")
+    (folder,) = [p for p in onnx_cache.iterdir() if not p.name.startswith(".")]
+    cfg = AutoConfig.from_pretrained(str(bert))
+    h, i, n = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
+    k = OUTLIER_CHANNELS
+    # q, k, v and the down-projection produce hidden-size outputs, the up-projection intermediate-size ones
+    assert sorted(_outlier_products(folder / "model_int8.onnx")) == sorted([(k, h)] * 4 * n + [(k, i)] * n)
+    assert _outlier_products(folder / "model_int8_full.onnx") == []
+    info = json.loads((folder / "onnx.json").read_text())
+    assert len(info["quantization"]["onnx_int8_split_layers"]) == 5 * n
+    # exactness of the rewrite: split the float32 graph without quantising and compare on fresh pairs
+    model = onnx.load(str(folder / "model.onnx"))
+    cal = _calibration_batch(rr.encoder)
+    names = info["inputs"]
+    _split_outlier_channels(model, {k_: cal[k_].numpy() for k_ in names}, cal["attention_mask"].numpy(), k)
+    qs, ds = _pairs()
+    batch = rr.encoder.collate(rr.encoder.encode(qs, ds))
+    feed = {k_: batch[k_].numpy() for k_ in names}
+    plain = ort.InferenceSession(str(folder / "model.onnx"), providers=["CPUExecutionProvider"]).run(
+        None, feed
+    )[0]
+    split = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feed
+    )[0]
+    assert np.abs(plain - split).max() < 1e-4
+    assert np.std(plain) > 0.005
 
 
 def test_export_is_cached_by_weights_and_reused(bert, onnx_cache, tmp_path):

@@ -103,8 +103,9 @@ class SystemSpec:
     backend: Literal[BACKENDS] = field(  # type: ignore[valid-type]
         "torch",
         help="`reranker` / `base` encoder cross-encoders: `torch` (default), `onnx` (ONNX Runtime, float32: the "
-        "torch scores to float rounding), `onnx-int8` (dynamically quantised linear layers, the feed-forward "
-        "down-projections kept float32; scores change, cached separately) or `onnx-int8-full` (every linear layer). rerank_align/scoring/onnx_backend.py; speed and quality in docs/benchmarks.md.",
+        "torch scores to float rounding), `onnx-int8` (dynamically quantised linear layers, their largest input "
+        "channels split off in float32; scores change, cached separately) or `onnx-int8-full` (every linear layer, no "
+        "split). rerank_align/scoring/onnx_backend.py; speed and quality in docs/benchmarks.md.",
     )
     reuse_prefix: bool = field(
         False,

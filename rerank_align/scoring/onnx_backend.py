@@ -8,16 +8,25 @@ length-sorted batching and the contract stay the project's, so a pair gets the s
 - ``onnx``: the float32 graph. Scores equal the torch forward's to float rounding (checked at export on a padded
   batch of two pairs: max |Δ| must stay ≤ 1e-3, or the export is refused; 4e-6 measured on MiniLM-L6). ONNX
   Runtime applies its own graph optimisations (operator fusion) when the session is created.
-- ``onnx-int8``: the same graph after ONNX Runtime's dynamic quantisation of the linear layers (int8 weights with one
-  scale per output channel, activations quantised per batch with one scale per tensor at run time; Jacob et al.
-  2018, arXiv 1712.05877, as implemented by ``onnxruntime.quantization.quantize_dynamic``), except the feed-forward
-  down-projections (weight shape intermediate × hidden), which stay float32: their input, the GELU output, carries
-  the outlier features that one activation scale per tensor cannot represent (Bondarenko et al. 2021, arXiv
-  2109.12948). On held-out SciFact train queries that one choice raised the Spearman correlation with float32 from
-  0.9940 to 0.9972 (the best of the variants tried) for 1.44× instead of 1.76× the float32 graph's speed; on SciFact
-  test the quickstart model loses 0.0014 nDCG@10 (p 0.63) against float32 (scripts/onnx_int8_dev.py).
-- ``onnx-int8-full``: every linear layer in int8: the fastest, and the furthest from float32 (SciFact test
-  nDCG@10 −0.0076 for the quickstart model). docs/benchmarks.md has both, measured.
+- ``onnx-int8``: the same graph after ONNX Runtime's dynamic quantisation of every linear layer (int8 weights with
+  one scale per output channel, activations quantised per batch with one scale per tensor at run time; Jacob et al.
+  2018, arXiv 1712.05877, as implemented by ``onnxruntime.quantization.quantize_dynamic``), with the outlier features
+  of the layer inputs split off in float32. The inputs that come out of a normalisation or an activation (query/key/
+  value and the up-projection read a LayerNorm output, the down-projection the GELU output) carry a few channels far
+  larger than the rest (MiniLM-L6: one channel up to 28 against 6 for the 99th-percentile channel; Bondarenko et al.
+  2021, arXiv 2109.12948), and one activation scale per tensor then rounds every other channel coarsely. So, as in
+  LLM.int8's mixed-precision decomposition (Dettmers et al. 2022, arXiv 2208.07339), the ``OUTLIER_CHANNELS``
+  channels with the largest magnitude on a calibration batch are zeroed in the quantised product and multiplied in
+  float32 (``Gather`` + a ``Gemm`` whose bias input is the int8 part; the quantiser rewrites it as MatMul + Add) —
+  a static choice of channels,
+  where LLM.int8 picks them per batch. The attention output projection (its input is the attention context, merged
+  from the heads by a ``Reshape``) has no outliers and is quantised as it is. On 100 held-out SciFact train queries
+  this kept a Spearman correlation of 0.9986 with float32 (0.9940 with every layer plainly int8, 0.9972 with the
+  down-projections left float32, the previous recipe; scripts/onnx_int8_dev.py). On SciFact test the quickstart
+  model's nDCG@10 is 0.0013 above float32 (p 0.74) at 1.60× sentence-transformers' float32 ``predict``, against
+  1.68× for plain int8 (docs/benchmarks.md).
+- ``onnx-int8-full``: every linear layer plainly in int8, no channel split: ~5 % faster, and the furthest from float32
+  (SciFact test nDCG@10 −0.0076 for the quickstart model). docs/benchmarks.md has both, measured.
 - Of the quantisation settings measured (signed/unsigned weights, per-tensor/per-channel scales, 7-bit
   ``reduce_range``) signed weights with per-channel scales were both the closest to float32 and the fastest on an
   AVX2 CPU; activation × activation products (attention) are never quantised (``MatMulConstBOnly``).
@@ -53,8 +62,9 @@ CACHE_ENV = "RERANK_ALIGN_ONNX_CACHE"
 PARITY_TOLERANCE = 1e-3
 _FILES = {"onnx": "model.onnx", "onnx-int8": "model_int8.onnx", "onnx-int8-full": "model_int8_full.onnx"}
 # what each int8 file holds, for score caches: a changed recipe must not reuse old scores
+OUTLIER_CHANNELS = 2
 RECIPES = {
-    "onnx-int8": "int8-dynamic/per-channel/ffn-down-float32",
+    "onnx-int8": f"int8-dynamic/per-channel/all-linear/top-{OUTLIER_CHANNELS}-input-channels-float32",
     "onnx-int8-full": "int8-dynamic/per-channel/all-linear",
 }
 
@@ -98,23 +108,168 @@ def _probe_batch(encoder: Any) -> dict[str, torch.Tensor]:
     return encoder.collate(feats)
 
 
-def _linear_matmuls(path: Path, config: Any) -> tuple[list[str], set[str]]:
-    """The MatMul nodes with a weight (a graph initializer) as second input, and among them the feed-forward
-    down-projections (weight intermediate_size × hidden_size), found by shape so any encoder family works."""
-    import onnx
+# Calibration pairs for the outlier channels: which channels are large is a property of the weights (the same few
+# channels on any text), so a handful of ordinary pairs from several domains finds them.
+_CALIBRATION = [
+    ("what causes tides", "Tides are caused by the moon."),
+    (
+        "does vitamin d supplementation reduce the risk of fractures in older adults",
+        "A randomised trial of vitamin D and calcium in 36,282 postmenopausal women found no reduction in hip "
+        "fractures, although adherent participants had fewer fractures than those given placebo.",
+    ),
+    ("how do i reset my router", "Hold the reset button for ten seconds until the lights blink, then wait."),
+    ("who wrote the origin of species", "Charles Darwin published On the Origin of Species in 1859."),
+    (
+        "python list comprehension syntax",
+        "[x * 2 for x in items if x > 0] builds a new list in one expression.",
+    ),
+    (
+        "interest rate and inflation",
+        "Central banks raise rates to cool demand when prices rise faster than wages.",
+    ),
+    (
+        "symptoms of dehydration",
+        "Thirst, dark urine, dizziness and fatigue are early signs of losing fluids.",
+    ),
+    (
+        "best time to plant tomatoes",
+        "Plant seedlings outdoors after the last frost, when nights stay above 10 °C.",
+    ),
+]
 
-    graph = onnx.load(str(path), load_external_data=False).graph
-    shapes = {t.name: tuple(t.dims) for t in graph.initializer}
-    linear = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in shapes]
-    down_shape = (config.intermediate_size, config.hidden_size)
-    down = {n.name for n in graph.node if n.op_type == "MatMul" and shapes.get(n.input[1]) == down_shape}
-    if not down:
-        raise RerankAlignError(
-            f"no feed-forward down-projection ({down_shape[0]} × {down_shape[1]}) found in the exported graph",
-            where=str(path),
-            hint="use backend: onnx-int8-full or onnx",
+
+def _calibration_batch(encoder: Any) -> dict[str, torch.Tensor]:
+    return encoder.collate(encoder.encode([q for q, _ in _CALIBRATION], [d for _, d in _CALIBRATION]))
+
+
+def _linear_matmuls(graph: Any) -> list[Any]:
+    """The MatMul nodes with a weight (a graph initializer) as second input: the linear layers."""
+    weights = {t.name for t in graph.initializer}
+    return [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def _channel_maxima(model: Any, tensors: list[str], feed: dict[str, np.ndarray], mask: np.ndarray) -> dict:
+    """max |x| per channel (last axis) of each named tensor over the real (unpadded) tokens of ``feed``."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = copy.deepcopy(model)
+    known = {o.name for o in probe.graph.output}
+    for name in tensors:
+        if name not in known:
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    values = sess.run(tensors, feed)
+    real = mask.reshape(-1).astype(bool)
+    return {n: np.abs(v.reshape(-1, v.shape[-1])[real]).max(axis=0) for n, v in zip(tensors, values)}
+
+
+def _split_outlier_channels(model: Any, feed: dict[str, np.ndarray], mask: np.ndarray, k: int) -> list[str]:
+    """Rewrite ``model`` (an ONNX ModelProto, in place) so that each linear layer reading a normalisation or
+    activation output computes ``(x ⊙ m) W' + b + x[:, S] W[S]``: ``S`` the ``k`` channels of largest max |x| on the
+    calibration feed, ``m`` zero on them, ``W'`` the weight with those rows zeroed (quantised later), the last term
+    in float32 through a Gemm whose bias input is the rest. Returns the names of the linear nodes so split."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    weights = {t.name: t for t in graph.initializer}
+    producer = {o: n for n in graph.node for o in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for n in graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    # the attention context (heads merged by a Reshape/Transpose) has no outlier channels: left as it is
+    chosen = [
+        n
+        for n in _linear_matmuls(graph)
+        if producer.get(n.input[0]) is None or producer[n.input[0]].op_type not in ("Reshape", "Transpose")
+    ]
+    chosen_names = {n.name for n in chosen}
+    maxima = _channel_maxima(model, sorted({n.input[0] for n in chosen}), feed, mask)
+    new: list[Any] = []
+    after: dict[str, list[Any]] = {}  # nodes to emit right after the named node
+    split_inputs: dict[str, str] = {}  # input tensor -> prefix of its masked / gathered versions
+    initializers = []
+    for node in graph.node:
+        if node.name not in chosen_names:
+            new.append(node)
+            new += after.pop(node.name, [])
+            continue
+        x, w_name = node.input
+        p = node.name
+        w = numpy_helper.to_array(weights[w_name])
+        idx = np.sort(np.argsort(-maxima[x], kind="stable")[:k]).astype(np.int64)
+        if x not in split_inputs:  # q, k and v read the same input: mask and gather it once
+            split_inputs[x] = p
+            keep = np.ones(w.shape[0], np.float32)
+            keep[idx] = 0.0
+            initializers += [
+                numpy_helper.from_array(keep, f"{p}/outlier_keep"),
+                numpy_helper.from_array(idx, f"{p}/outlier_channels"),
+                numpy_helper.from_array(np.array([-1, k], np.int64), f"{p}/outlier_shape"),
+            ]
+            new += [
+                helper.make_node(
+                    "Mul", [x, f"{p}/outlier_keep"], [f"{p}/x_inliers"], name=f"{p}/outlier_mask"
+                ),
+                helper.make_node(
+                    "Gather",
+                    [x, f"{p}/outlier_channels"],
+                    [f"{p}/x_out3"],
+                    name=f"{p}/outlier_gather",
+                    axis=-1,
+                ),
+                helper.make_node(
+                    "Reshape",
+                    [f"{p}/x_out3", f"{p}/outlier_shape"],
+                    [f"{p}/x_outliers"],
+                    name=f"{p}/outlier_2d",
+                ),
+            ]
+        s = split_inputs[x]
+        main = w.copy()
+        main[idx] = 0.0  # tighter per-column weight scales; the rows are multiplied by zeros anyway
+        initializers += [
+            numpy_helper.from_array(main, f"{p}/weight_inliers"),
+            numpy_helper.from_array(w[idx].copy(), f"{p}/weight_outliers"),
+            numpy_helper.from_array(np.array([-1, w.shape[1]], np.int64), f"{p}/out_shape"),
+        ]
+        y = node.output[0]
+        new.append(helper.make_node("MatMul", [f"{s}/x_inliers", f"{p}/weight_inliers"], [y], name=p))
+        # add the outlier term after the bias Add, so ONNX Runtime still fuses the bias into the int8 product
+        nxt = consumers.get(y, [])
+        anchor = (
+            nxt[0]
+            if len(nxt) == 1 and nxt[0].op_type == "Add" and any(i in weights for i in nxt[0].input)
+            else None
         )
-    return linear, down
+        total = anchor.output[0] if anchor is not None else y
+        partial = f"{p}/inliers_out"
+        if anchor is not None:
+            anchor.output[0] = partial
+        else:
+            new[-1].output[0] = partial
+        tail = [
+            helper.make_node("Shape", [partial], [f"{p}/shape"], name=f"{p}/shape"),
+            helper.make_node(
+                "Reshape", [partial, f"{p}/out_shape"], [f"{p}/inliers_2d"], name=f"{p}/inliers_2d"
+            ),
+            helper.make_node(
+                "Gemm",
+                [f"{s}/x_outliers", f"{p}/weight_outliers", f"{p}/inliers_2d"],
+                [f"{p}/sum_2d"],
+                name=f"{p}/outliers",
+            ),
+            helper.make_node("Reshape", [f"{p}/sum_2d", f"{p}/shape"], [total], name=f"{p}/sum"),
+        ]
+        if anchor is not None:
+            after[anchor.name] = tail
+        else:
+            new += tail
+    graph.initializer.extend(initializers)
+    del graph.node[:]
+    graph.node.extend(new)
+    return [n.name for n in chosen]
 
 
 def export(model: Any, encoder: Any, directory: Path, *, fingerprint: str) -> dict[str, Any]:
@@ -152,16 +307,30 @@ def export(model: Any, encoder: Any, directory: Path, *, fingerprint: str) -> di
             dynamo=False,
         )
         reference = m(**{k: batch[k] for k in names}).logits[:, 0].float().numpy()
-    linear, down = _linear_matmuls(fp32, m.config)
-    for backend, nodes in (("onnx-int8", [n for n in linear if n not in down]), ("onnx-int8-full", linear)):
+    import onnx
+
+    graph = onnx.load(str(fp32))
+    linear = [n.name for n in _linear_matmuls(graph.graph)]
+    calibration = _calibration_batch(encoder)
+    split = _split_outlier_channels(
+        graph,
+        {k: calibration[k].numpy() for k in names},
+        calibration["attention_mask"].numpy(),
+        OUTLIER_CHANNELS,
+    )
+    sources = {"onnx-int8": directory / "model_split.onnx", "onnx-int8-full": fp32}
+    onnx.save(graph, str(sources["onnx-int8"]))
+    for backend, source in sources.items():
+        # the split graph keeps the linear nodes' names; its added float32 Gemms are not MatMuls, so stay float32
         quantize_dynamic(
-            str(fp32),
+            str(source),
             str(directory / _FILES[backend]),
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=["MatMul"],
-            nodes_to_quantize=nodes,
+            nodes_to_quantize=linear,
         )
+    sources["onnx-int8"].unlink()
     feed = {k: batch[k].numpy() for k in names}
     diffs = {}
     for backend, file in _FILES.items():
@@ -184,7 +353,8 @@ def export(model: Any, encoder: Any, directory: Path, *, fingerprint: str) -> di
             "weight_type": "QInt8",
             "per_channel": True,
             "linear_layers": len(linear),
-            "float32_in_onnx_int8": sorted(down),
+            "onnx_int8_outlier_channels": OUTLIER_CHANNELS,
+            "onnx_int8_split_layers": split,
         },
         "versions": {"torch": torch.__version__, "onnxruntime": ort.__version__},
         "seconds": round(time.time() - t0, 2),

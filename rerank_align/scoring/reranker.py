@@ -120,8 +120,8 @@ class Reranker:
         rounding (≤ 1e-5 in float32, tested), not bit for bit, so it is opt-in.
 
         ``backend`` (encoder cross-encoders): ``torch`` (default), ``onnx`` (ONNX Runtime, float32: the same scores
-        to float rounding), ``onnx-int8`` (dynamically quantised linear layers but the feed-forward
-        down-projections: faster on CPU, scores change) or ``onnx-int8-full`` (every linear layer);
+        to float rounding), ``onnx-int8`` (dynamically quantised linear layers, their largest input
+        channels split off in float32: faster on CPU, scores change) or ``onnx-int8-full`` (no split);
         see :mod:`rerank_align.scoring.onnx_backend`. The ONNX backends run float32 graphs whatever the precision
         policy says."""
         self.contract = contract
