@@ -184,16 +184,17 @@ def _split_outlier_channels(model: Any, feed: dict[str, np.ndarray], mask: np.nd
         for n in _linear_matmuls(graph)
         if producer.get(n.input[0]) is None or producer[n.input[0]].op_type not in ("Reshape", "Transpose")
     ]
-    chosen_names = {n.name for n in chosen}
+    # nodes are keyed by their first output: names are optional in ONNX, output names are unique
+    chosen_outputs = {n.output[0] for n in chosen}
     maxima = _channel_maxima(model, sorted({n.input[0] for n in chosen}), feed, mask)
     new: list[Any] = []
-    after: dict[str, list[Any]] = {}  # nodes to emit right after the named node
+    after: dict[str, list[Any]] = {}  # nodes to emit right after the node with this output
     split_inputs: dict[str, str] = {}  # input tensor -> prefix of its masked / gathered versions
     initializers = []
     for node in graph.node:
-        if node.name not in chosen_names:
+        if not node.output or node.output[0] not in chosen_outputs:
             new.append(node)
-            new += after.pop(node.name, [])
+            new += after.pop(node.output[0], []) if node.output else []
             continue
         x, w_name = node.input
         p = node.name
@@ -263,12 +264,17 @@ def _split_outlier_channels(model: Any, feed: dict[str, np.ndarray], mask: np.nd
             helper.make_node("Reshape", [f"{p}/sum_2d", f"{p}/shape"], [total], name=f"{p}/sum"),
         ]
         if anchor is not None:
-            after[anchor.name] = tail
+            after[partial] = tail
         else:
             new += tail
     graph.initializer.extend(initializers)
     del graph.node[:]
     graph.node.extend(new)
+    # the original weights of split layers are no longer read: drop them rather than ship them twice
+    used = {i for n in graph.node for i in n.input}
+    unused = [t for t in graph.initializer if t.name not in used]
+    for t in unused:
+        graph.initializer.remove(t)
     return [n.name for n in chosen]
 
 
