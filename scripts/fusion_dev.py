@@ -7,12 +7,13 @@ and ``RUN/results.json``): the trained cross-encoder's raw scores of the dev que
 suite's score cache, the BM25 scores from its run file. It fuses them per query in three ways, each at weights
 0.3–0.7 on the cross-encoder, and prints nDCG@10 (ir-measures) with the paired t-test against BM25:
 
-- ``z``: w · z(ce) + (1 − w) · z(bm25), z-scores over the query's candidates (the evaluator's ``fuse_first_stage``);
+- ``z``: w · z(ce) + (1 − w) · z(bm25), z-scores over the query's candidates (the evaluator's ``fuse_first_stage``,
+  called here);
 - ``mm``: the same with min-max scaling;
 - ``rrf``: w / (60 + rank_ce) + (1 − w) / (60 + rank_bm25), reciprocal rank fusion (Cormack et al. 2009) weighted.
 
-The fusion itself is written here, not taken from a library, because it is three lines per method and the point is
-to compare exactly the evaluator's z-score rule with its two usual alternatives on the same cached scores.
+Min-max and RRF are written here, not taken from a library, because each is two lines and the point is to compare
+them with the evaluator's own z-score rule on the same cached scores.
 Results: docs/quickstart.md.
 """
 
@@ -27,16 +28,13 @@ import numpy as np
 import yaml
 from scipy.stats import ttest_rel
 
+from rerank_align.data.beir import load_beir
 from rerank_align.evaluation.cache import ScoreCache, doc_key, query_key
+from rerank_align.evaluation.runner import fuse
 
 REPO = Path(__file__).resolve().parents[1]
 DEV = REPO / "outputs" / "quickstart_dev"
 WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
-
-
-def _z(x: np.ndarray) -> np.ndarray:
-    sd = x.std()
-    return (x - x.mean()) / sd if sd > 0 else np.zeros_like(x)
 
 
 def _mm(x: np.ndarray) -> np.ndarray:
@@ -60,26 +58,14 @@ def main() -> int:
         col = suite["collections"][0]
         res = json.loads((DEV / "eval" / name / "results.json").read_text())
         fingerprint = res["systems"]["ce"]["fingerprint"]
-        folder = Path(col["path"])
-        queries = {(r := json.loads(line))["_id"]: r["text"] for line in open(folder / "queries.jsonl")}
-        qrels: dict[str, dict[str, int]] = {}
-        for i, line in enumerate(open(folder / "qrels" / "test.tsv")):
-            if i:
-                q, d, rel = line.rstrip("\n").split("\t")[:3]
-                qrels.setdefault(q, {})[d] = int(rel)
+        beir = load_beir(col["path"], split="test")
+        queries, corpus, qrels = beir.queries, beir.corpus, beir.qrels
         bm25: dict[str, list[tuple[int, str, float]]] = {}
         for line in open(col["run"]):
             q, _, d, rank, score, _ = line.split()
             if q in qrels and q in queries:
                 bm25.setdefault(q, []).append((int(rank), d, float(score)))
-        depth = suite["depth"]
-        cand = {q: sorted(v)[:depth] for q, v in bm25.items()}
-        wanted = {d for v in cand.values() for _, d, _ in v}
-        corpus = {}
-        for line in open(folder / "corpus.jsonl"):
-            r = json.loads(line)
-            if r["_id"] in wanted:
-                corpus[r["_id"]] = r
+        cand = {q: sorted(v)[: suite["depth"]] for q, v in bm25.items()}
         cache = ScoreCache(Path(suite["cache"]))
         ce: dict[str, np.ndarray] = {}
         for q, v in cand.items():
@@ -102,10 +88,11 @@ def main() -> int:
         print(f"{name}: {len(qs)} dev queries, BM25 nDCG@10 {y.mean():.4f}")
         rows = {"ce alone": ndcg(ce)}
         for w in WEIGHTS:
-            for label, f in (("z", _z), ("mm", _mm), ("rrf", _rrf)):
-                rows[f"{label} w={w}"] = ndcg(
-                    {q: w * f(ce[q]) + (1 - w) * f(np.array([s for _, _, s in cand[q]])) for q in cand}
-                )
+            bm = {q: np.array([s for _, _, s in v]) for q, v in cand.items()}
+            # z-scores: the evaluator's own rule (runner.fuse), so its rows must equal the suite's fused figures
+            rows[f"z w={w}"] = ndcg({q: np.array(fuse(list(ce[q]), list(bm[q]), w)) for q in cand})
+            for label, f in (("mm", _mm), ("rrf", _rrf)):
+                rows[f"{label} w={w}"] = ndcg({q: w * f(ce[q]) + (1 - w) * f(bm[q]) for q in cand})
         for label, per in rows.items():
             x = np.array([per[q] for q in qs])
             print(

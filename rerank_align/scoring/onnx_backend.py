@@ -97,15 +97,7 @@ def _input_names(model: Any, batch: dict[str, torch.Tensor]) -> list[str]:
 
 def _probe_batch(encoder: Any) -> dict[str, torch.Tensor]:
     """Two real-looking pairs of different lengths, so the exported graph sees padding and both masks."""
-    feats = encoder.encode(
-        ["what causes tides", "does vitamin d supplementation reduce the risk of fractures in older adults"],
-        [
-            "Tides are caused by the moon.",
-            "A randomised trial of vitamin D and calcium in 36,282 postmenopausal women found no reduction in hip "
-            "fractures, although adherent participants had fewer fractures than those given placebo.",
-        ],
-    )
-    return encoder.collate(feats)
+    return _pairs_batch(encoder, _CALIBRATION[:2])
 
 
 # Calibration pairs for the outlier channels: which channels are large is a property of the weights (the same few
@@ -138,8 +130,12 @@ _CALIBRATION = [
 ]
 
 
+def _pairs_batch(encoder: Any, pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    return encoder.collate(encoder.encode([q for q, _ in pairs], [d for _, d in pairs]))
+
+
 def _calibration_batch(encoder: Any) -> dict[str, torch.Tensor]:
-    return encoder.collate(encoder.encode([q for q, _ in _CALIBRATION], [d for _, d in _CALIBRATION]))
+    return _pairs_batch(encoder, _CALIBRATION)
 
 
 def _linear_matmuls(graph: Any) -> list[Any]:
