@@ -11,7 +11,7 @@ Each call costs about as much as ``make quickstart-llm`` (training ~10 min, 50 c
 system; the zero-shot scores are cached across calls). Writes ``outputs/quickstart_llm_dev/{dev,train}/`` (BEIR
 folders: the split), the model under ``outputs/quickstart_llm_dev/runs/NAME``, the evaluation under
 ``outputs/quickstart_llm_dev/eval/NAME``, and appends a line to ``outputs/quickstart_llm_dev/results.jsonl``. The
-chosen settings go into recipes/smollm2-135m/infonce/lora.yaml and the fusion weights into
+chosen settings go into the quickstart-llm recipe (recipes/smollm2-135m/kl/lora.yaml) and the fusion weights into
 eval/suites/quickstart_llm_scifact.yaml, with the dev figures in docs/real_llm.md.
 """
 

@@ -1,5 +1,6 @@
-"""``scripts/quickstart_llm.py --smoke``: the whole LLM quickstart path (chat-template contract, LoRA SFT yes/no,
-evaluation against BM25 and against the zero-shot model, fused systems) on a tiny Llama built in code."""
+"""``scripts/quickstart_llm.py --smoke``: the whole LLM quickstart path (chat-template contract, teacher labels, LoRA
+KL distillation of the yes/no margin, evaluation against BM25 and against the zero-shot model, fused systems) on a
+tiny Llama built in code."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,6 +27,9 @@ def test_quickstart_llm_smoke(tmp_path):
     assert contract["template_name"] == "chat" and contract["kind"] == "yesno"
     assert contract["template"].endswith("<|im_start|>assistant\n")
     assert (out / "smollm2-trained" / "adapter_config.json").is_file()  # LoRA, not full fine-tuning
+    recipe = yaml.safe_load((out / "smollm2-trained" / "recipe.yaml").read_text())
+    assert recipe["method"]["loss"] == "kl"  # the shipped recipe's objective, from the teacher labels the run wrote
+    assert recipe["data"]["teacher_files"] == [str(out / "teacher.jsonl")]
     res = json.loads((out / "eval" / "results.json").read_text())
     assert res["baseline"] == "bm25"
     sig = res["collections"]["scifact"]["significance"]
