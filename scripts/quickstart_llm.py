@@ -41,7 +41,8 @@ RECIPE = "recipes/smollm2-135m/kl/lora.yaml"
 SUITE = "eval/suites/quickstart_llm_scifact.yaml"
 QUICKSTART = Path("outputs/quickstart")
 MINILM = QUICKSTART / "minilm-scifact"
-LABELS = [QUICKSTART / "bm25_train.run", QUICKSTART / "teacher.jsonl"]  # read by the recipe's data.run/teacher_files
+# the teacher labels the recipe reads (data.run, data.teacher_files), written by scripts/quickstart.py
+LABELS = [QUICKSTART / "bm25_train.run", QUICKSTART / "teacher.jsonl"]
 # as many test claims as the 30-minute budget holds once the 160-claim training (~750 s on 2 cores) is paid:
 # ~4.5 s wall per claim for two SmolLM2 systems x 10 candidates and MiniLM
 N_TEST = 200
@@ -133,7 +134,7 @@ def main() -> int:
             "training.per_device_train_batch_size=2",
         ]
 
-    console.rule("3/4 Training SmolLM2 as a yes/no reranker (LoRA, KL from the teacher labels) on SciFact train")
+    console.rule("3/4 Training SmolLM2 as a yes/no reranker (LoRA, KL from teacher labels) on SciFact train")
     t = time.time()
     rc = train_main([RECIPE, *overrides])
     if rc:

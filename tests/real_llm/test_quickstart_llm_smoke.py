@@ -28,7 +28,8 @@ def test_quickstart_llm_smoke(tmp_path):
     assert contract["template"].endswith("<|im_start|>assistant\n")
     assert (out / "smollm2-trained" / "adapter_config.json").is_file()  # LoRA, not full fine-tuning
     recipe = yaml.safe_load((out / "smollm2-trained" / "recipe.yaml").read_text())
-    assert recipe["method"]["loss"] == "kl"  # the shipped recipe's objective, from the teacher labels the run wrote
+    # the shipped recipe's objective, from the teacher labels the run wrote
+    assert recipe["method"]["loss"] == "kl"
     assert recipe["data"]["teacher_files"] == [str(out / "teacher.jsonl")]
     res = json.loads((out / "eval" / "results.json").read_text())
     assert res["baseline"] == "bm25"
