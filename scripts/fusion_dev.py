@@ -87,8 +87,8 @@ def main() -> int:
         y = np.array([base[q] for q in qs])
         print(f"{name}: {len(qs)} dev queries, BM25 nDCG@10 {y.mean():.4f}")
         rows = {"ce alone": ndcg(ce)}
+        bm = {q: np.array([s for _, _, s in v]) for q, v in cand.items()}
         for w in WEIGHTS:
-            bm = {q: np.array([s for _, _, s in v]) for q, v in cand.items()}
             # z-scores: the evaluator's own rule (runner.fuse), so its rows must equal the suite's fused figures
             rows[f"z w={w}"] = ndcg({q: np.array(fuse(list(ce[q]), list(bm[q]), w)) for q in cand})
             for label, f in (("mm", _mm), ("rrf", _rrf)):

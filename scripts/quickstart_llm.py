@@ -50,25 +50,6 @@ LLM_SYSTEMS = ["smollm2-zeroshot", "smollm2-zeroshot+bm25", "smollm2-trained", "
 MINILM_SYSTEMS = ["minilm-trained", "minilm-trained+bm25"]
 
 
-def smoke_labels(out: Path) -> tuple[Path, Path]:
-    """The smoke run's teacher: the BM25 run of 8 train claims, z-scored by ``rerank-align label`` (no bi-encoder to
-    load, so the path is proved in seconds; the real labels come from scripts/quickstart.py)."""
-    from rerank_align.data import load_beir, write_run
-    from rerank_align.data.bm25 import bm25_run
-    from rerank_align.label import main as label_main
-
-    col = load_beir("data/scifact", split="train")
-    run_path, teacher_path = out / "bm25_train.run", out / "teacher.jsonl"
-    write_run(bm25_run(col, sorted(col.qrels)[:8], k=20), run_path, tag="bm25s")
-    label_main(
-        [
-            "--teacher", f"run:{run_path}", "--beir", "data/scifact", "--split", "train", "--run", str(run_path),
-            "--depth", "5", "--out", str(teacher_path), "--overwrite",
-        ]
-    )  # fmt: skip
-    return run_path, teacher_path
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -122,7 +103,13 @@ def main() -> int:
             times["minilm_quickstart (not in the budget)"] = time.time() - t
         systems += MINILM_SYSTEMS
     else:
-        run_path, teacher_path = smoke_labels(out)
+        # the smoke run's teacher is the BM25 run alone (no bi-encoder to load), labelled as the quickstart labels
+        from quickstart import teacher_labels
+
+        from rerank_align.data import load_beir
+
+        col = load_beir("data/scifact", split="train")
+        run_path, teacher_path = teacher_labels(col, sorted(col.qrels)[:8], out, depth=5, teachers=())
         overrides += [
             f"data.run={run_path}",
             f"data.teacher_files=[{teacher_path}]",
