@@ -35,6 +35,8 @@ def list_format_of(recipe: Recipe) -> dict[str, Any] | None:
     lf: dict[str, Any] = {}
     if m.list_prompt_template:
         lf["prompt_template"] = m.list_prompt_template
+    if m.list_identifier:
+        lf["identifier"] = m.list_identifier
     lf.update(
         decoding=listwise_decoding(recipe),
         strategy=mc.listwise_strategy,

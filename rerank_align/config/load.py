@@ -148,6 +148,34 @@ def check(recipe: Recipe) -> None:
                 where="model.list_prompt_template",
                 hint="e.g. 'Query: {query}\\n{passages}Rank the {n} passages:\\n'",
             )
+    if recipe.data.shuffle_candidates:
+        if m.kind != "listwise":
+            raise RecipeError(
+                "shuffle_candidates applies to listwise training only", where="data.shuffle_candidates"
+            )
+        builds_pairs = recipe.family.record_kind(method.name) == "preference" and method.name != "pl_dpo"
+        if builds_pairs and getattr(method, "preference_source", None) == "qrels":
+            raise RecipeError(
+                "preference_source qrels takes the input order as the rejected ranking; shuffled, it would be random",
+                where="data.shuffle_candidates",
+                hint="use preference_source samples or student, or leave the candidates in first-stage order",
+            )
+    if m.list_identifier is not None:
+        if m.kind != "listwise":
+            raise RecipeError("list_identifier applies to kind listwise only", where="model.list_identifier")
+        if ("{i}" in m.list_identifier) == ("{a}" in m.list_identifier):
+            raise RecipeError(
+                f"list_identifier {m.list_identifier!r} must contain exactly one of {{i}} or {{a}}",
+                where="model.list_identifier",
+                hint="'[{i}]' numbers the candidates [1], [2], ...; '[{a}]' letters them [A], [B], ...",
+            )
+        window = getattr(recipe.method, "listwise_window", 0)
+        if "{a}" in m.list_identifier and window > 26:
+            raise RecipeError(
+                f"letters number at most 26 candidates, but method.listwise_window is {window}",
+                where="model.list_identifier",
+                hint="use a window of at most 26, or numbers '[{i}]'",
+            )
     if arch == "vlm" and m.kind != "yesno":
         raise RecipeError(
             f"kind {m.kind!r} on a VLM is not built", where="model.kind", hint="use kind: yesno for a VLM"

@@ -67,6 +67,11 @@ class ModelConfig:
         None,
         help="Listwise: the prompt, with {n}, {query} and {passages} (default: RankGPT's instruction); in reranker.json.",
     )
+    list_identifier: str | None = field(
+        None,
+        help="Listwise: how candidates are numbered, '[{i}]' (default: [1], [2], ...) or '[{a}]' (letters, at most "
+        "26: FIRST's choice; needed where multi-digit numbers share a first token, e.g. SmolLM2 or Qwen).",
+    )
     answer_yes: str | None = field(None, help="Answer token for 'relevant' (must be a single token).")
     answer_no: str | None = field(None, help="Answer token for 'not relevant' (must be a single token).")
     document_format: str = field(
@@ -156,6 +161,12 @@ class DataConfig:
     )
     max_train_samples: int | None = field(
         None, help="Use at most this many records (after shuffling).", min=1
+    )
+    shuffle_candidates: bool = field(
+        False,
+        help="List records: put each list's candidates in a seeded random order (the target ranking follows), so "
+        "that the input position carries no relevance signal (RankZephyr's shuffled-input training). Without it, "
+        "lists in first-stage order teach a listwise model to copy that order.",
     )
 
 

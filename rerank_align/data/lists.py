@@ -17,6 +17,7 @@ the 0-based indices best first (docs/design.md §2).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,6 +70,30 @@ def lists_from_qrels(
                 "labels": grades,
             }
         )
+    return out
+
+
+def shuffle_candidates(records: list[dict], seed: int) -> list[dict]:
+    """Each list's candidates in a seeded random order; ``ranking`` and ``labels`` follow their candidates.
+
+    Lists built from a first-stage run come in its order, and their target ranking mostly agrees with it (on SciFact
+    train the judged abstract is BM25's first candidate in 3 lists of 4), so a model trained on them learns to keep
+    the input order. RankZephyr (Pradeep et al. 2023, arXiv 2312.02724) shuffles the input candidates for this reason.
+    """
+    rng = random.Random(seed)
+    out = []
+    for rec in records:
+        order = list(range(len(rec["docs"])))
+        rng.shuffle(order)  # new position k holds the candidate at old position order[k]
+        new_pos = {old: new for new, old in enumerate(order)}
+        shuffled = {
+            **rec,
+            "docs": [rec["docs"][i] for i in order],
+            "ranking": [new_pos[i] for i in rec["ranking"]],
+        }
+        if "labels" in rec:
+            shuffled["labels"] = [rec["labels"][i] for i in order]
+        out.append(shuffled)
     return out
 
 

@@ -15,7 +15,7 @@ from rerank_align.data.beir import load_beir, read_run
 from rerank_align.data.bm25 import first_stage
 from rerank_align.data.builders import groups_from_run
 from rerank_align.data.formats import read_records
-from rerank_align.data.lists import lists_from_qrels
+from rerank_align.data.lists import lists_from_qrels, shuffle_candidates
 from rerank_align.data.teachers import attach, ensemble, read_teacher_file
 from rerank_align.errors import InputError, RerankAlignError
 
@@ -84,6 +84,8 @@ def training_records(data: Any, kind: Kind, *, seed: int, min_negatives: int = 0
         records = lists_from_qrels(col, read_run(d.run), depth=d.depth, teacher_scores=teacher)
     if d.max_train_samples is not None and len(records) > d.max_train_samples:
         records = random.Random(seed).sample(records, d.max_train_samples)
+    if d.shuffle_candidates and kind == "list":
+        records = shuffle_candidates(records, seed)
     if not records:
         error, what, where, hint = _EMPTY[kind]
         raise error(what, where=where, hint=hint)

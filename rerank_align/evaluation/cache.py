@@ -52,6 +52,11 @@ def doc_key(doc_id: str, doc: Any) -> str:
     return _h("d", doc_id, str(doc))
 
 
+def list_key(query_key: str, doc_keys: list[str]) -> str:
+    """A whole candidate list, in order: a listwise system's output depends on every candidate and their order."""
+    return _h("l", query_key, *doc_keys)
+
+
 class ScoreCache:
     """sqlite-backed cache; ``path=None`` keeps it in memory (nothing persisted)."""
 

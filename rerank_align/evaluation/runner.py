@@ -17,7 +17,7 @@ from typing import Any
 from rerank_align.data import jsonl
 from rerank_align.data.beir import load_beir, read_run
 from rerank_align.errors import InputError, RerankAlignError
-from rerank_align.evaluation.cache import ScoreCache, doc_key, query_key
+from rerank_align.evaluation.cache import ScoreCache, doc_key, list_key, query_key
 from rerank_align.evaluation.config import CollectionSpec, Suite, SuiteError
 from rerank_align.evaluation.metrics import canonical_name, evaluate, final_order, mean
 from rerank_align.evaluation.mrb import aggregate, load_mrb_task
@@ -231,7 +231,7 @@ def score_rankings(
                 f"system {scorer.name!r} is listwise: it outputs an order, not scores to fuse",
                 where="fuse_first_stage",
             )
-        return _rank_listwise(prep, scorer, qids, progress=progress, task=task)
+        return _rank_listwise(prep, scorer, cache, qids, progress=progress, task=task)
     fp = scorer.fingerprint
     chunk_pairs = chunk_pairs or CHUNK_PAIRS
     scores: dict[tuple[str, str], float] = {}
@@ -297,31 +297,53 @@ LIST_CHUNK = 16
 """Queries whose candidate lists a listwise system ranks per call (their windows are batched together)."""
 
 
+LIST_STATS = ("\x00outputs", "\x00repaired")
+"""Rows of a cached list that hold its counters, not a candidate (no doc key starts with a NUL)."""
+
+
 def _rank_listwise(
-    prep: Prepared, scorer: Any, qids: list[str], *, progress: Any = None, task: Any = None
+    prep: Prepared, scorer: Any, cache: ScoreCache, qids: list[str], *, progress: Any = None, task: Any = None
 ) -> tuple[dict[str, list[str]], dict[str, int]]:
-    """A listwise system ranks each query's top ``depth`` as a whole (no per-pair cache: a window's output depends
-    on the whole list). Counters: ``outputs`` (model outputs = windows), ``repaired`` (outputs that were not a
-    clean permutation and were repaired by the parser)."""
+    """A listwise system ranks each query's top ``depth`` as a whole. Its output depends on the whole list, so the
+    cache keys it by the list (query and every candidate, in order): a rerun with the same model and list reads
+    the order back, with its counters. Counters: ``outputs`` (model outputs = windows), ``repaired`` (outputs that
+    were not a clean permutation and were repaired by the parser), ``scored`` / ``cached`` (candidates)."""
+    fp = scorer.fingerprint
     rankings: dict[str, list[str]] = {}
     stats = {"scored": 0, "cached": 0, "outputs": 0, "repaired": 0}
-    for i in range(0, len(qids), LIST_CHUNK):
-        chunk = qids[i : i + LIST_CHUNK]
-        heads = [prep.run.get(q, [])[: prep.depth] for q in chunk]
+
+    def finish(q: str, head: list, scores: list[float], outputs: int, repaired: int, cached: bool) -> None:
+        rankings[q] = final_order(prep.run.get(q, []), scores, prep.depth)
+        stats["cached" if cached else "scored"] += len(head)
+        stats["outputs"] += outputs
+        stats["repaired"] += repaired
+        if progress is not None:
+            progress.advance(task, len(head))
+
+    todo = []
+    for q in qids:
+        head = prep.run.get(q, [])[: prep.depth]
+        dks = [doc_key(d, prep.corpus[d]) for d, _ in head]
+        lk = list_key(query_key(q, prep.queries[q]), dks)
+        found = cache.get_many(fp, [(lk, k) for k in (*dks, *LIST_STATS)])
+        if len(found) == len(dks) + len(LIST_STATS):
+            outputs, repaired = (int(found[(lk, k)]) for k in LIST_STATS)
+            finish(q, head, [found[(lk, k)] for k in dks], outputs, repaired, cached=True)
+        else:
+            todo.append((q, head, dks, lk))
+    for i in range(0, len(todo), LIST_CHUNK):
+        chunk = todo[i : i + LIST_CHUNK]
         results = scorer.rank_lists(
-            [prep.queries[q] for q in chunk], [[prep.corpus[d] for d, _ in h] for h in heads]
+            [prep.queries[q] for q, *_ in chunk], [[prep.corpus[d] for d, _ in head] for _, head, *_ in chunk]
         )
-        for q, head, res in zip(chunk, heads, results):
+        for (q, head, dks, lk), res in zip(chunk, results):
             scores = [0.0] * len(head)
             for pos, j in enumerate(res.order):
                 scores[j] = float(len(head) - pos)
-            rankings[q] = final_order(prep.run.get(q, []), scores, prep.depth)
-            stats["scored"] += len(head)
-            stats["outputs"] += res.outputs
-            stats["repaired"] += res.repaired
-            if progress is not None:
-                progress.advance(task, len(head))
-    return rankings, stats
+            rows = [*zip(dks, scores), (LIST_STATS[0], res.outputs), (LIST_STATS[1], res.repaired)]
+            cache.put_many(fp, [(lk, k, v) for k, v in rows])
+            finish(q, head, scores, res.outputs, res.repaired, cached=False)
+    return {q: rankings[q] for q in qids}, stats
 
 
 # ------------------------------------------------------------------------------------------------------- suite

@@ -153,10 +153,41 @@ def scores_of(
     """Scores through the one scoring forward (``Reranker.score_pairs``), as a float64 numpy array.
 
     Always float32: parity gates compare to ~1e-5, which a bf16 forward cannot meet."""
+    if contract.kind == "listwise":
+        return list_answer_logprobs(model, tokenizer, contract, queries, docs, device)
     from rerank_align.scoring.reranker import Reranker
 
     rr = Reranker(model, tokenizer, contract, device=device, batch_size=8, autocast_dtype="float32")
     return rr.score_pairs(queries, docs).astype("float64")
+
+
+def list_answer_logprobs(
+    model: Any, tokenizer: Any, contract: Any, queries: list, docs: list, device: str = "cpu"
+) -> Any:
+    """A listwise model has no pair scores; what its answers depend on is the next-token distribution after a list
+    prompt. The probe pairs are grouped into lists (each query with up to 5 of the probe documents, in two orders),
+    and the log-softmax over the whole vocabulary at the first answer position is compared, as float64 numpy."""
+    import numpy as np
+    import torch
+
+    from rerank_align.scoring.listwise_prompt import ListPromptBuilder
+
+    builder = ListPromptBuilder(tokenizer, contract)
+    pool = list(dict.fromkeys(str(d) if not isinstance(d, dict) else d.get("text", "") for d in docs))
+    lists = [
+        (q, pool[k % len(pool) :][:5] or pool[:5]) for k, q in enumerate(dict.fromkeys(map(str, queries)))
+    ]
+    lists += [(q, list(reversed(ds))) for q, ds in lists]
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for q, ds in lists:
+            if len(ds) < 2:
+                continue
+            ids = torch.tensor([builder.build(q, ds).input_ids], device=device)
+            logits = model(input_ids=ids).logits[0, -1].float()
+            out.append(torch.log_softmax(logits, -1).cpu().numpy().astype("float64"))
+    return np.concatenate(out)
 
 
 def compare(

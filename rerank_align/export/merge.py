@@ -201,8 +201,6 @@ def merge(
     check_safetensors(adapter_dir)
     target_dtype = torch_dtype(dtype)
     contract = ScoringContract.load(adapter_dir)
-    if contract.kind == "listwise":
-        raise RerankAlignError("listwise rerankers have no pairwise scores to check; merge is for yesno/head")
     acfg = adapter_config(adapter_dir)
     base_path = check_base(acfg, contract, adapter_dir, base)
     check_head_saved(adapter_dir, acfg, contract)
@@ -258,7 +256,10 @@ def merge(
         if recipe_path is not None:
             (tmp / f"recipe{recipe_path.suffix}").write_bytes(recipe_path.read_bytes())
         reloaded = Reranker.from_pretrained(tmp, device=device, dtype="float32")
-        saved = rerank_scores(reloaded, queries, docs)
+        if contract.kind == "listwise":  # no pair scores: the answer distribution after the probe lists
+            saved = scores_of(reloaded.model, reloaded.tokenizer, reloaded.contract, queries, docs, device)
+        else:
+            saved = rerank_scores(reloaded, queries, docs)
         del reloaded
         report.add(
             compare(f"save: merged ({dtype}) vs reloaded from disk (float32)", expected, saved, tolerance)

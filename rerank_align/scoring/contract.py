@@ -42,6 +42,16 @@ FORMULA_TEXT = {
 }
 
 
+def default_list_prompt(identifier: str = "[{i}]") -> str:
+    """RankGPT's list prompt for ``identifier``: numerical (``[2] > [1]``) or, for letters, alphabetical
+    (``[B] > [A]``, as FIRST's prompts in rank_llm say), so the instruction never names another format."""
+    if "{a}" in identifier:
+        return ListFormat.prompt_template.replace(
+            "a numerical identifier", "an alphabetical identifier"
+        ).replace("e.g., [2] > [1]", "e.g., [B] > [A]")
+    return ListFormat.prompt_template
+
+
 @dataclass
 class ListFormat:
     """How a listwise prompt numbers candidates and how the answer permutation is written."""

@@ -10,7 +10,13 @@ from typing import Any
 
 from rerank_align.errors import ContractError, RerankAlignError
 from rerank_align.models.packaged import resolve_prepared
-from rerank_align.scoring.contract import ListFormat, ScoringContract, VisionFormat, single_token_id
+from rerank_align.scoring.contract import (
+    ListFormat,
+    ScoringContract,
+    VisionFormat,
+    default_list_prompt,
+    single_token_id,
+)
 from rerank_align.scoring.encode import PairEncoder
 from rerank_align.scoring.templates import (
     CHAT_PRESET_NAMES,
@@ -236,9 +242,11 @@ def build_contract(
     template_name = "pair" if architecture == "encoder" else template
     if kind == "listwise":
         template_name, template_str = "listwise", None
+        lf = list_format or {}
+        user = lf.get("prompt_template") or default_list_prompt(lf.get("identifier", ListFormat.identifier))
         if template in CHAT_PRESET_NAMES:  # the list prompt (given or RankGPT's) as the chat's user turn
-            user = (list_format or {}).get("prompt_template") or ListFormat().prompt_template
-            list_format = {**(list_format or {}), "prompt_template": chat_list_prompt(tokenizer, user)}
+            user = chat_list_prompt(tokenizer, user)
+        list_format = {**lf, "prompt_template": user}
     elif architecture != "encoder":
         preset = chat_yesno_preset(tokenizer) if template in CHAT_PRESET_NAMES else PRESETS.get(template)
         if preset is None:

@@ -169,3 +169,32 @@ def test_merge_qlora_minilm_cross_encoder(tmp_path):
     report = merge_mod.merge(adapter, tmp_path / "merged")
     assert all(c.ok for c in report.checks) and len(report.checks) >= 2
     assert max(c.max_abs_diff for c in report.checks) <= 1e-4
+
+
+def test_merge_listwise_checks_the_answer_distribution(tiny_causal, tmp_path):
+    """A listwise adapter has no pair scores: the gate compares the next-token log-probabilities after the probe
+    lists; the merged model then ranks lists exactly as the adapter does."""
+    adapter = make_adapter(
+        tiny_causal,
+        tmp_path / "lora_list",
+        kind="listwise",
+        max_length=1024,
+        max_document_length=24,
+        list_format={"strategy": "full", "decoding": "generate"},
+    )
+    out = tmp_path / "merged"
+    report = merge_mod.merge(adapter, out)
+    first = report.checks[0]
+    assert first.ok and first.max_abs_diff <= 1e-4
+    vocab = json.loads((out / "config.json").read_text())["vocab_size"]
+    assert first.n_pairs > 0 and first.n_pairs % vocab == 0  # whole next-token distributions, several lists
+    merged = Reranker.from_pretrained(out)
+    base = Reranker.from_base(str(tiny_causal), kind="listwise", max_length=1024, max_document_length=24)
+    # the adapter is not a no-op: the base model's distributions under the same contract differ
+    merged_lp = merge_mod.scores_of(merged.model, merged.tokenizer, merged.contract, Q, D)
+    base_lp = merge_mod.scores_of(base.model, merged.tokenizer, merged.contract, Q, D)
+    assert np.abs(merged_lp - base_lp).max() > 1e-3
+    docs = [f"doc {i}" for i in range(6)]
+    a = Reranker.from_pretrained(adapter).rank_lists(["about kami"], [docs])[0].order
+    assert merged.rank_lists(["about kami"], [docs])[0].order == a
+    _no_leftovers(tmp_path)

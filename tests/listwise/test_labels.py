@@ -12,6 +12,7 @@ from rerank_align.data.lists import (
     lists_from_qrels,
     lists_from_teacher,
     listwise_teacher_ranking,
+    shuffle_candidates,
     write_list_records,
 )
 from rerank_align.scoring.listwise import ListRanking
@@ -80,3 +81,24 @@ def test_listwise_teacher_multi_pass_orders_every_position():
     one = teacher.rank_lists(["q"], [docs], strategy="sliding", window=20, stride=10)[0].order
     assert [keys[i] for i in one][:10] == list(range(44, 34, -1))
     assert [keys[i] for i in one] != sorted(keys, reverse=True)
+
+
+def test_shuffled_candidates_keep_the_target_and_lose_the_input_order():
+    """Every list keeps its target (the same doc at each rank, each label with its doc); over many lists the best
+    doc no longer sits first; the same seed gives the same lists."""
+    col, run = _collection()
+    (rec,) = lists_from_qrels(col, run, depth=8)
+    assert rec["ranking"][0] == 1  # d1, graded 2, is the second candidate in first-stage order
+    records = [dict(rec, qid=f"q{k}") for k in range(200)]
+    shuffled = shuffle_candidates(records, seed=3)
+    for before, after in zip(records, shuffled):
+        assert [after["docs"][i] for i in after["ranking"]] == [before["docs"][i] for i in before["ranking"]]
+        assert sorted(zip(after["docs"], after["labels"]), key=str) == sorted(
+            zip(before["docs"], before["labels"]), key=str
+        )
+    firsts = [r["ranking"][0] for r in shuffled]
+    assert (
+        len(set(firsts)) == 8 and max(firsts.count(i) for i in range(8)) < 50
+    )  # ~25 each, not 200 at one place
+    assert shuffle_candidates(records, seed=3) == shuffled and shuffle_candidates(records, seed=4) != shuffled
+    assert records[0]["docs"] == rec["docs"]  # the input records are left as they were

@@ -159,3 +159,97 @@ def test_list_prompt_template_is_checked_at_load(tiny_causal, kind, template, me
             }
         )
     assert "model.list_prompt_template" in str(e.value)
+
+
+def test_recipe_letters_the_candidates_and_says_so_in_the_prompt(tiny_causal, synth_task, tmp_path):
+    """model.list_identifier '[{a}]' reaches the saved contract; with no prompt given, the default prompt names
+    alphabetical identifiers and a lettered example (never the numerical one), and FIRST ranks 10 candidates."""
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.scoring import Reranker
+    from rerank_align.train import run
+
+    out = tmp_path / "first_letters"
+    recipe = parse_recipe(
+        {
+            "model": {
+                "name_or_path": str(tiny_causal),
+                "kind": "listwise",
+                "max_length": 1024,
+                "max_document_length": 24,
+                "list_identifier": "[{a}]",
+            },
+            "data": {
+                "beir": str(synth_task),
+                "split": "train",
+                "run": str(synth_task / "first_stage.run"),
+                "depth": 10,
+                "max_train_samples": 2,
+            },
+            "method": {
+                "name": "first",
+                "listwise_strategy": "full",
+                "listwise_window": 10,
+                "listwise_stride": 10,
+            },
+            "training": {"output_dir": str(out), "max_steps": 1, "learning_rate": 1e-3, "disable_tqdm": True},
+        }
+    )
+    run(recipe)
+    lf = Reranker.from_pretrained(out, device="cpu").contract.list_format
+    assert lf.identifier == "[{a}]"
+    assert "alphabetical identifier" in lf.prompt_template and "[B] > [A]" in lf.prompt_template
+    assert "numerical" not in lf.prompt_template and "[2] > [1]" not in lf.prompt_template
+    rr = Reranker.from_pretrained(out, device="cpu")
+    res = rr.rank_lists(["about kami"], [[f"doc {i}" for i in range(10)]])[0]
+    assert sorted(res.order) == list(range(10)) and res.outputs == 1 and res.repaired == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "method", "message"),
+    [
+        ({"kind": "yesno", "list_identifier": "[{a}]"}, {"name": "score"}, "kind listwise only"),
+        ({"kind": "listwise", "list_identifier": "[{n}]"}, {"name": "first"}, "exactly one of"),
+        (
+            {"kind": "listwise", "list_identifier": "[{a}]"},
+            {"name": "first", "listwise_window": 30},
+            "at most 26",
+        ),
+    ],
+)
+def test_list_identifier_is_checked_at_load(tiny_causal, model, method, message):
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=message) as e:
+        parse_recipe(
+            {
+                "model": {"name_or_path": str(tiny_causal), **model},
+                "data": {"train_file": "x.jsonl"},
+                "method": method,
+                "training": {"output_dir": "/tmp/unused"},
+            }
+        )
+    assert "model.list_identifier" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "method", "message"),
+    [
+        ({"kind": "yesno"}, {"name": "score"}, "listwise training only"),
+        ({"kind": "listwise"}, {"name": "dpo", "preference_source": "qrels"}, "would be random"),
+    ],
+)
+def test_shuffle_candidates_is_checked_at_load(tiny_causal, model, method, message):
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=message) as e:
+        parse_recipe(
+            {
+                "model": {"name_or_path": str(tiny_causal), **model},
+                "data": {"beir": "x", "shuffle_candidates": True},
+                "method": method,
+                "training": {"output_dir": "/tmp/unused"},
+            }
+        )
+    assert "data.shuffle_candidates" in str(e.value)
