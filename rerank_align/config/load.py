@@ -14,7 +14,8 @@ import yaml
 from rerank_align.config.recipe import Recipe
 from rerank_align.config.yaml_io import load_yaml, read_yaml_file
 from rerank_align.data.formats import FORMAT_KIND
-from rerank_align.errors import RecipeError
+from rerank_align.errors import ContractError, RecipeError
+from rerank_align.scoring.listwise_format import capacity
 from rerank_align.scoring.modeling import architecture_of, read_model_type
 from rerank_align.strict import coerce, from_dict, suggest, unknown_key_error
 
@@ -163,18 +164,20 @@ def check(recipe: Recipe) -> None:
     if m.list_identifier is not None:
         if m.kind != "listwise":
             raise RecipeError("list_identifier applies to kind listwise only", where="model.list_identifier")
-        if ("{i}" in m.list_identifier) == ("{a}" in m.list_identifier):
+        try:  # the contract's own reading of an identifier format
+            cap = capacity(m.list_identifier)
+        except ContractError as e:
             raise RecipeError(
                 f"list_identifier {m.list_identifier!r} must contain exactly one of {{i}} or {{a}}",
                 where="model.list_identifier",
                 hint="'[{i}]' numbers the candidates [1], [2], ...; '[{a}]' letters them [A], [B], ...",
-            )
+            ) from e
         window = getattr(recipe.method, "listwise_window", 0)
-        if "{a}" in m.list_identifier and window > 26:
+        if cap is not None and window > cap:
             raise RecipeError(
-                f"letters number at most 26 candidates, but method.listwise_window is {window}",
+                f"letters number at most {cap} candidates, but method.listwise_window is {window}",
                 where="model.list_identifier",
-                hint="use a window of at most 26, or numbers '[{i}]'",
+                hint=f"use a window of at most {cap}, or numbers '[{{i}}]'",
             )
     if arch == "vlm" and m.kind != "yesno":
         raise RecipeError(

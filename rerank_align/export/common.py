@@ -173,10 +173,9 @@ def list_answer_logprobs(
     from rerank_align.scoring.listwise_prompt import ListPromptBuilder
 
     builder = ListPromptBuilder(tokenizer, contract)
-    pool = list(dict.fromkeys(str(d) if not isinstance(d, dict) else d.get("text", "") for d in docs))
-    lists = [
-        (q, pool[k % len(pool) :][:5] or pool[:5]) for k, q in enumerate(dict.fromkeys(map(str, queries)))
-    ]
+    pool = list({repr(d): d for d in docs}.values())  # distinct probe documents, titles kept
+    uniq = list({repr(q): q for q in queries}.values())
+    lists = [(q, pool[k % len(pool) :][:5]) for k, q in enumerate(uniq)]
     lists += [(q, list(reversed(ds))) for q, ds in lists]
     model.eval()
     out = []

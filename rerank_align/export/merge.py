@@ -35,6 +35,7 @@ from rerank_align.export.common import (
     compare,
     enforce,
     find_recipe,
+    list_answer_logprobs,
     mark_cross_encoder,
     probe_pairs,
     read_recipe_dict,
@@ -256,10 +257,7 @@ def merge(
         if recipe_path is not None:
             (tmp / f"recipe{recipe_path.suffix}").write_bytes(recipe_path.read_bytes())
         reloaded = Reranker.from_pretrained(tmp, device=device, dtype="float32")
-        if contract.kind == "listwise":  # no pair scores: the answer distribution after the probe lists
-            saved = scores_of(reloaded.model, reloaded.tokenizer, reloaded.contract, queries, docs, device)
-        else:
-            saved = rerank_scores(reloaded, queries, docs)
+        saved = rerank_scores(reloaded, queries, docs)
         del reloaded
         report.add(
             compare(f"save: merged ({dtype}) vs reloaded from disk (float32)", expected, saved, tolerance)
@@ -310,6 +308,11 @@ def merge(
 
 
 def rerank_scores(rr: Any, queries: list, docs: list) -> Any:
+    """What the gates compare for a loaded ``Reranker``: its pair scores, or for a listwise one (no pair scores) the
+    answer distribution after the probe lists, as ``scores_of`` computes it for the in-memory models."""
+    if rr.contract.kind == "listwise":
+        device = str(next(rr.model.parameters()).device)
+        return list_answer_logprobs(rr.model, rr.tokenizer, rr.contract, queries, docs, device)
     return rr.score_pairs(queries, docs).astype("float64")
 
 

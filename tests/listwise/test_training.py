@@ -95,6 +95,30 @@ def test_first_loss_is_lm_plus_lambda_weighted_ranknet(tiny_causal):
     assert float(fr) > float(l0)  # importance weights ≥ 1 on identifier tokens, normalised by token count
 
 
+def _first_recipe(
+    tiny_causal, synth_task, out, *, model: dict, method: dict, max_train_samples: int, max_steps: int
+) -> dict:
+    """A FIRST recipe on the tiny model and the synthetic task's first-stage lists."""
+    return {
+        "model": {"name_or_path": str(tiny_causal), "kind": "listwise", "max_length": 1024, **model},
+        "data": {
+            "beir": str(synth_task),
+            "split": "train",
+            "run": str(synth_task / "first_stage.run"),
+            "depth": 10,
+            "max_train_samples": max_train_samples,
+        },
+        "method": {"name": "first", **method},
+        "training": {
+            "output_dir": str(out),
+            "max_steps": max_steps,
+            "per_device_train_batch_size": 2,
+            "learning_rate": 1e-3,
+            "disable_tqdm": True,
+        },
+    }
+
+
 def test_recipe_path_trains_saves_and_reloads(tiny_causal, synth_task, tmp_path):
     from rerank_align.config.load import parse_recipe
     from rerank_align.scoring import Reranker
@@ -102,30 +126,15 @@ def test_recipe_path_trains_saves_and_reloads(tiny_causal, synth_task, tmp_path)
 
     out = tmp_path / "first"
     recipe = parse_recipe(
-        {
-            "model": {
-                "name_or_path": str(tiny_causal),
-                "kind": "listwise",
-                "max_length": 1024,
-                "max_document_length": 48,
-                "list_prompt_template": SHORT_PROMPT,
-            },
-            "data": {
-                "beir": str(synth_task),
-                "split": "train",
-                "run": str(synth_task / "first_stage.run"),
-                "depth": 10,
-                "max_train_samples": 4,
-            },
-            "method": {"name": "first", "listwise_window": 8, "listwise_stride": 4},
-            "training": {
-                "output_dir": str(out),
-                "max_steps": 2,
-                "per_device_train_batch_size": 2,
-                "learning_rate": 1e-3,
-                "disable_tqdm": True,
-            },
-        }
+        _first_recipe(
+            tiny_causal,
+            synth_task,
+            out,
+            model={"max_document_length": 48, "list_prompt_template": SHORT_PROMPT},
+            method={"listwise_window": 8, "listwise_stride": 4},
+            max_train_samples=4,
+            max_steps=2,
+        )
     )
     summary = run(recipe)
     assert summary["steps"] == 2 and summary["records"] == 4
@@ -170,29 +179,15 @@ def test_recipe_letters_the_candidates_and_says_so_in_the_prompt(tiny_causal, sy
 
     out = tmp_path / "first_letters"
     recipe = parse_recipe(
-        {
-            "model": {
-                "name_or_path": str(tiny_causal),
-                "kind": "listwise",
-                "max_length": 1024,
-                "max_document_length": 24,
-                "list_identifier": "[{a}]",
-            },
-            "data": {
-                "beir": str(synth_task),
-                "split": "train",
-                "run": str(synth_task / "first_stage.run"),
-                "depth": 10,
-                "max_train_samples": 2,
-            },
-            "method": {
-                "name": "first",
-                "listwise_strategy": "full",
-                "listwise_window": 10,
-                "listwise_stride": 10,
-            },
-            "training": {"output_dir": str(out), "max_steps": 1, "learning_rate": 1e-3, "disable_tqdm": True},
-        }
+        _first_recipe(
+            tiny_causal,
+            synth_task,
+            out,
+            model={"max_document_length": 24, "list_identifier": "[{a}]"},
+            method={"listwise_strategy": "full", "listwise_window": 10, "listwise_stride": 10},
+            max_train_samples=2,
+            max_steps=1,
+        )
     )
     run(recipe)
     lf = Reranker.from_pretrained(out, device="cpu").contract.list_format
