@@ -214,19 +214,24 @@ def run_objective(
     *,
     n_train: int = 200,
     n_test: int = 50,
+    seed: int | None = None,
     **training: Any,
 ) -> dict[str, float]:
     """Train one objective on one tiny model; untrained / trained held-out nDCG@10 and training CPU seconds.
 
     ``data`` / ``loss_args`` / ``training`` override the objective's settings; ``n_train`` / ``n_test`` shrink the
-    task (default: the acceptance task, 200 training and 50 held-out queries).
+    task (default: the acceptance task, 200 training and 50 held-out queries); ``seed`` replaces the recipe's
+    training seed (the task and the models stay the same).
     """
     from rerank_align.config import parse_recipe
     from rerank_align.train import run
 
     paths = prepare(workdir, n_train=n_train, n_test=n_test)
-    out = Path(workdir) / f"out-{model}-{objective}"
-    summary = run(parse_recipe(recipe_dict(model, objective, paths, out, data, loss_args, **training)))
+    out = Path(workdir) / (f"out-{model}-{objective}" + ("" if seed is None else f"-seed{seed}"))
+    recipe = recipe_dict(model, objective, paths, out, data, loss_args, **training)
+    if seed is not None:
+        recipe["seed"] = seed
+    summary = run(parse_recipe(recipe))
     return {
         "untrained": summary["eval_at_start"]["nDCG@10"],
         "trained": summary["eval"]["eval_nDCG@10"],

@@ -97,13 +97,21 @@ def main() -> int:
         ],
         "baseline": "bm25",
     }
-    suite_path = OUT / "eval" / f"{name}.yaml"
+    # a rerun at another depth (QUICKSTART_DEV_DEPTH) keeps the depth-20 evaluation beside it
+    tag = name if suite["depth"] == 20 else f"{name}_depth{suite['depth']}"
+    suite_path = OUT / "eval" / f"{tag}.yaml"
     suite_path.parent.mkdir(parents=True, exist_ok=True)
     suite_path.write_text(yaml.safe_dump(suite, sort_keys=False))
-    eval_main([str(suite_path), "--out", str(OUT / "eval" / name), "--quiet"])
-    res = json.loads((OUT / "eval" / name / "results.json").read_text())
+    eval_main([str(suite_path), "--out", str(OUT / "eval" / tag), "--quiet"])
+    res = json.loads((OUT / "eval" / tag / "results.json").read_text())
     metrics = {s: round(m["nDCG@10"], 4) for s, m in res["collections"]["dev"]["metrics"].items()}
-    line = {"name": name, "overrides": overrides, "train_s": round(train_s, 1), "dev_nDCG@10": metrics}
+    line = {
+        "name": name,
+        "overrides": overrides,
+        "depth": suite["depth"],
+        "train_s": round(train_s, 1),
+        "dev_nDCG@10": metrics,
+    }
     print(json.dumps(line))
     with open(OUT / "results.jsonl", "a") as fh:
         fh.write(json.dumps(line) + "\n")

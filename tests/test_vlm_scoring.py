@@ -18,6 +18,8 @@ from rerank_align.scoring.vision import MultimodalPairEncoder, slice_pairs
 
 COLORS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220), "yellow": (230, 230, 20)}
 TEMPLATE = "Query: {query}\nDocument: {document}\nRelevant:"
+# float32 differences between one pair scored alone and in a padded batch (a few ulps on these tiny models)
+NOISE = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -383,5 +385,12 @@ def test_mrb_evaluation_of_the_vlm_reranker(vlm, tiny_vlm, tmp_path):
     for qid, cands in first.items():
         ids = [d for d, _ in cands]
         scores = rr.score_pairs([task.queries[qid]] * len(ids), [task.corpus[d] for d in ids])
-        expected = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-scores[i], i))]
-        assert [d for d, _ in run[qid]][: len(ids)] == expected
+        # The evaluator scored these pairs in its own batches; padding to another length changes the last bits of
+        # a score (by how much depends on the CPU's kernels), and the tiny model gives some documents the same
+        # score, so two documents whose scores agree to that noise may come out either way. Any other swap fails.
+        # (The run file's scores are rank-based: only its order is the reranker's.)
+        by_id = dict(zip(ids, scores))
+        got = [d for d, _ in run[qid]][: len(ids)]
+        assert sorted(got) == sorted(ids)
+        ordered = [float(by_id[d]) for d in got]
+        assert all(a >= b - NOISE for a, b in zip(ordered, ordered[1:])), (qid, got, by_id)

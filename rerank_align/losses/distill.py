@@ -17,6 +17,7 @@ from ._common import (
     plackett_luce_terms,
     stable_order,
 )
+from .contrastive import infonce_multi
 
 
 def margin_mse(scores: Tensor, mask: Tensor, labels: Tensor, teacher_scores: Tensor) -> Tensor:
@@ -54,35 +55,59 @@ def kl_distill(
     scores: Tensor,
     mask: Tensor,
     teacher_scores: Tensor,
+    labels: Tensor | None = None,
     *,
     temperature: float = 1.0,
     hinton_t2: bool = False,
+    hard_label_weight: float = 0.0,
 ) -> Tensor:
-    """KL distillation against the teacher's group softmax (Hinton et al. 2015, arXiv 1503.02531, listwise)::
+    """KL distillation against the teacher's group softmax (Hinton et al. 2015, arXiv 1503.02531, listwise),
+    optionally mixed with the hard-label objective of the same paper::
 
         p_t = softmax(t / τ),  p_s = softmax(s / τ)   over the real candidates of the query
-        L_q = c · KL(p_t || p_s) = c · Σ_i p_t,i (log p_t,i - log p_s,i);   L = mean over queries
+        L_q = c · KL(p_t || p_s) = c · Σ_i p_t,i (log p_t,i - log p_s,i);   L_soft = mean over queries
+        L   = L_soft + w · L_hard,   L_hard = group cross-entropy of softmax(s) (τ = 1) against the labels
 
     ``c = 1`` by default; ``hinton_t2=True`` sets ``c = τ²`` (Hinton et al.: the soft-target gradients scale as
     1/τ², so multiplying by τ² keeps their size when τ changes and when the loss is mixed with a hard-label term).
-    The default stays 1 because here the loss is used alone, where τ² only rescales the learning rate; at τ = 1 the
-    two agree.
+    The default stays 1 because the loss is mostly used alone, where τ² only rescales the learning rate; at τ = 1
+    the two agree.
 
-    Same gradient as :func:`listnet_distill`; the value differs by the teacher entropy (0 at a perfect student).
+    ``w = hard_label_weight`` (default 0: soft targets alone). Hinton et al. add "the cross entropy with the
+    correct labels ... using exactly the same logits ... at a temperature of 1", with a lower weight than the soft
+    term. Here the correct labels are the judged ones (``labels > 0``): ``L_hard`` is
+    :func:`~rerank_align.losses.contrastive.infonce_multi`, the group softmax cross-entropy of each positive
+    against the negatives, averaged over queries with a positive. It matters when the teacher is weaker than the
+    judgements, e.g. a BM25 + bi-encoder ensemble that often ranks the judged document below a negative.
+
+    Same gradient as :func:`listnet_distill` at ``w = 0``; the value differs by the teacher entropy (0 at a
+    perfect student).
+
+    Shapes: ``scores``, ``teacher_scores``, ``labels`` (B, G); ``mask`` (B, G) bool.
 
     Example:
         >>> s = torch.tensor([[1.0, 1.0]]); t = torch.tensor([[1.0, 1.0]]); m = torch.ones(1, 2, dtype=torch.bool)
         >>> float(kl_distill(s, m, t))
         0.0
+        >>> y = torch.tensor([[1.0, 0.0]])  # the soft term is 0; the hard term is -log(1/2)
+        >>> round(float(kl_distill(s, m, t, y, hard_label_weight=0.5)), 4)  # 0.5 · log 2
+        0.3466
     """
     check_group(scores, mask, teacher_scores)
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
+    if hard_label_weight < 0:
+        raise ValueError(f"hard_label_weight must be >= 0, got {hard_label_weight}")
     log_ps = masked_log_softmax(clean(scores, mask) / temperature, mask)
     log_pt = masked_log_softmax(clean(teacher_scores, mask) / temperature, mask)
     per = torch.where(mask, log_pt.exp() * (log_pt - log_ps), torch.zeros_like(log_ps))
     scale = temperature**2 if hinton_t2 else 1.0
-    return scale * mean_over(per.sum(dim=1), mask.any(dim=1))
+    loss = scale * mean_over(per.sum(dim=1), mask.any(dim=1))
+    if hard_label_weight == 0:
+        return loss
+    if labels is None:
+        raise ValueError("hard_label_weight > 0 needs labels (the judged positives of each group)")
+    return loss + hard_label_weight * infonce_multi(scores, mask, labels)
 
 
 def listnet_distill(

@@ -118,7 +118,12 @@ def launch(
     t0 = time.time()
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     TIMINGS[config.stem] = time.time() - t0
-    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-6000:])
+    if proc.returncode != 0:  # the launcher's own lines, readable (an assertion repr would cut them short)
+        pytest.fail(
+            f"{' '.join(cmd)}\nexit {proc.returncode}\n--- stdout (end) ---\n{proc.stdout[-3000:]}"
+            f"\n--- stderr (end) ---\n{proc.stderr[-8000:]}",
+            pytrace=False,
+        )
     result = json.loads((out / "inmemory_scores.json").read_text())
     result["seconds"] = round(TIMINGS[config.stem], 1)
     print(f"{config.stem}: {result}")

@@ -311,3 +311,28 @@ def test_kl_distill_hinton_t2_factor():
         float(kl_distill(_t(s)[None], m, _t(t)[None], hinton_t2=True)),
         float(kl_distill(_t(s)[None], m, _t(t)[None])),
     )
+
+
+def test_kl_distill_hard_label_term_is_hintons_cross_entropy_at_temperature_one():
+    """Hinton et al.: soft term at τ (times τ²) plus w × the cross-entropy with the correct label at τ = 1, from the
+    same logits. Written out with numpy for two groups, one with its positive in the middle, one padded."""
+    s = np.array([[1.5, 0.2, -0.3, 0.9], [0.4, -1.0, 2.0, 0.0]])
+    t = np.array([[0.7, 1.1, -0.2, 0.3], [1.0, 0.5, 0.1, 0.0]])
+    y = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    m = np.array([[True, True, True, True], [True, True, True, False]])
+    tau, w = 2.0, 0.3
+    soft, hard = [], []
+    for q in range(2):
+        sq, tq, yq = s[q][m[q]], t[q][m[q]], y[q][m[q]]
+        ps, pt = _softmax(sq / tau), _softmax(tq / tau)
+        soft.append(tau**2 * float((pt * np.log(pt / ps)).sum()))
+        hard.append(-float(np.log(_softmax(sq)[yq.argmax()])))
+    want = np.mean(soft) + w * np.mean(hard)
+    args = (_t(s), torch.tensor(m), _t(t), _t(y))
+    got = float(kl_distill(*args, temperature=tau, hinton_t2=True, hard_label_weight=w))
+    assert got == pytest.approx(want, rel=1e-12)
+    assert float(kl_distill(*args, temperature=tau, hinton_t2=True)) == pytest.approx(
+        np.mean(soft), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="needs labels"):
+        kl_distill(_t(s), torch.tensor(m), _t(t), hard_label_weight=w)

@@ -17,10 +17,16 @@ ACCEPTANCE = [(model, obj) for model in ("causal", "bert") for obj in applicable
 
 @pytest.mark.parametrize(("model", "objective"), [("bert", "infonce"), ("causal", "lambdaloss")])
 def test_objective_learns_on_a_reduced_task(model, objective, tmp_path):
-    r = run_objective(model, objective, tmp_path, n_train=100, n_test=30, num_train_epochs=8)
-    # Observed gains: +0.24 to +0.39 across runs. The tiny models are not rebuilt bit-identically from run to run
-    # (docs/learnability.md), so the bar leaves room for that spread; an objective that does not learn gains ~0.
-    assert r["trained"] >= r["untrained"] + 0.15, r
+    # The median gain over three training seeds. One seed is not enough: 8 epochs at these learning rates land
+    # far apart from seed to seed, and where they land also depends on the CPU's float kernels (LambdaLoss on
+    # the causal model, seeds 42, 1, 2, 3, 4, 5 on an AMX Xeon: +0.06, +0.35, +0.29, +0.20, +0.29, +0.42; seed 42
+    # gained +0.24 to +0.39 on AVX2 EPYCs). An objective that does not learn gains ~0 under every seed.
+    runs = [
+        run_objective(model, objective, tmp_path, n_train=100, n_test=30, seed=s, num_train_epochs=8)
+        for s in (42, 1, 2)
+    ]
+    gains = sorted(r["trained"] - r["untrained"] for r in runs)
+    assert gains[1] >= 0.15, runs
 
 
 def test_every_objective_is_in_the_acceptance_list():
