@@ -8,7 +8,8 @@ The first call labels every SciFact train query the way the quickstart does (scr
 ``teacher_labels``: BM25 top-100, teacher ensemble over the top ``LABEL_DEPTH`` + judged documents) into
 ``outputs/quickstart_dev/labels/``. Writes ``outputs/quickstart_dev/{dev,train}/`` (BEIR folders: the split), the
 model under ``outputs/quickstart_dev/runs/NAME`` and the evaluation under ``outputs/quickstart_dev/eval/NAME``;
-appends a line to ``outputs/quickstart_dev/results.jsonl``.
+appends a line to ``outputs/quickstart_dev/results.jsonl``. A second call with the same NAME (e.g. with
+``QUICKSTART_DEV_DEPTH=30``) reuses the trained model and records the overrides it was trained with.
 """
 
 from __future__ import annotations
@@ -71,7 +72,19 @@ def main() -> int:
         teacher_labels(col, sorted(col.qrels), LABELS)
     model = OUT / "runs" / name
     t0 = time.time()
-    if not (model / "reranker.json").exists():
+    trained_with = model / "dev_overrides.json"
+    reused = (model / "reranker.json").exists()
+    if reused:
+        # the row must say how this model was trained, not what this call was given
+        if not trained_with.exists():
+            sys.exit(
+                f"{model}: trained before the dev script recorded its overrides; retrain under a new NAME"
+            )
+        stored = json.loads(trained_with.read_text())
+        if overrides and overrides != stored:
+            sys.exit(f"{model} was trained with {stored}, not {overrides}; pass no overrides or a new NAME")
+        overrides = stored
+    else:
         train_main(
             [
                 "recipes/quickstart/minilm_scifact.yaml",
@@ -82,6 +95,7 @@ def main() -> int:
                 *overrides,
             ]
         )
+        trained_with.write_text(json.dumps(overrides))
     train_s = time.time() - t0
     system = {"type": "reranker", "path": str(model)}  # precision: auto (rerank_align/precision.py)
     suite = {
@@ -108,6 +122,7 @@ def main() -> int:
     line = {
         "name": name,
         "overrides": overrides,
+        "reused_model": reused,
         "depth": suite["depth"],
         "train_s": round(train_s, 1),
         "dev_nDCG@10": metrics,

@@ -36,9 +36,14 @@ def main(argv: list[str]) -> int:
     try:
         systems = [s for item in args.systems or [] for s in item.split(",") if s]
         cols = [c for item in args.collections or [] for c in item.split(",") if c]
+        # nargs="+" swallows the overrides that follow the names (``--systems a b baseline=a``); names are plain
+        # identifiers, so a key=value among them is an override
+        overrides = [*args.overrides, *(s for s in systems + cols if "=" in s)]
+        systems = [s for s in systems if "=" not in s]
+        cols = [c for c in cols if "=" not in c]
         if args.limit_queries is not None and args.limit_queries < 1:
             raise RerankAlignError("--limit-queries must be >= 1", where="command line")
-        suite = load_suite(args.suite, args.overrides)
+        suite = load_suite(args.suite, overrides)
         results = run_suite(
             suite,
             systems=systems or None,

@@ -53,6 +53,8 @@ class Parity:
     n_pairs: int
     gated: bool = True
     note: str = ""
+    # what one compared value is: a pair's score, or one log-probability of an answer token
+    unit: str = "pairs"
 
     @property
     def ok(self) -> bool:
@@ -63,7 +65,7 @@ class Parity:
             f" (tolerance {self.tolerance:g})" if self.gated and self.tolerance is not None else " (reported)"
         )
         note = f"; {self.note}" if self.note else ""
-        return f"{self.name}: max |Δ| = {self.max_abs_diff:.3g} over {self.n_pairs} pairs{tol}{note}"
+        return f"{self.name}: max |Δ| = {self.max_abs_diff:.3g} over {self.n_pairs} {self.unit}{tol}{note}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class Parity:
             "max_abs_diff": self.max_abs_diff,
             "tolerance": self.tolerance if self.gated else None,
             "n_pairs": self.n_pairs,
+            "unit": self.unit,
             "gated": self.gated,
             "ok": self.ok,
             "note": self.note,
@@ -190,7 +193,14 @@ def list_answer_logprobs(
 
 
 def compare(
-    name: str, a: Any, b: Any, tolerance: float | None, *, gated: bool = True, note: str = ""
+    name: str,
+    a: Any,
+    b: Any,
+    tolerance: float | None,
+    *,
+    gated: bool = True,
+    note: str = "",
+    unit: str = "pairs",
 ) -> Parity:
     import numpy as np
 
@@ -200,7 +210,7 @@ def compare(
     diff = float(np.max(np.abs(a - b))) if a.size else 0.0
     if not np.isfinite(diff):
         diff = float("inf")
-    return Parity(name, diff, tolerance, int(a.size), gated=gated, note=note)
+    return Parity(name, diff, tolerance, int(a.size), gated=gated, note=note, unit=unit)
 
 
 def enforce(report: ParityReport, what: str) -> None:

@@ -212,6 +212,8 @@ def merge(
     contract.check_tokenizer(tokenizer)
     queries, docs = probe_pairs(probe_file, images=contract.vision is not None)
     report = ParityReport()
+    # a listwise model has no pair scores: the gates compare its next-token distribution after each probe list
+    unit = "next-token log-probs" if contract.kind == "listwise" else "pairs"
 
     # 1. the adapter model, as trained (4-bit base for QLoRA), scored in float32
     model = PeftModel.from_pretrained(
@@ -229,7 +231,9 @@ def merge(
         base_model.is_quantized = False
     merged = _merge_and_unload(PeftModel.from_pretrained(base_model, str(adapter_dir)))
     merged_scores = scores_of(merged, tokenizer, contract, queries, docs, device)
-    report.add(compare("merge: adapter vs merged (float32, in memory)", ref, merged_scores, tolerance))
+    report.add(
+        compare("merge: adapter vs merged (float32, in memory)", ref, merged_scores, tolerance, unit=unit)
+    )
     enforce(report, "merge")
 
     # 3. cast, save, reload, compare
@@ -260,7 +264,13 @@ def merge(
         saved = rerank_scores(reloaded, queries, docs)
         del reloaded
         report.add(
-            compare(f"save: merged ({dtype}) vs reloaded from disk (float32)", expected, saved, tolerance)
+            compare(
+                f"save: merged ({dtype}) vs reloaded from disk (float32)",
+                expected,
+                saved,
+                tolerance,
+                unit=unit,
+            )
         )
         report.add(
             compare(
@@ -270,6 +280,7 @@ def merge(
                 tolerance,
                 gated=target_dtype == torch.float32,
                 note="" if target_dtype == torch.float32 else f"includes rounding of the weights to {dtype}",
+                unit=unit,
             )
         )
         if contract.architecture == "encoder":

@@ -167,6 +167,12 @@ def test_cli(synth_suite, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "dept" in err and "did you mean 'depth'" in err
     assert main([str(synth_suite), "--systems", "nope"]) == 2
+    # an override after the system names is an override, not a system
+    out_d = tmp_path / "d"
+    assert main([str(synth_suite), "--out", str(out_d), "--no-progress", "--systems", "lex", "depth=7"]) == 0
+    res_d = json.loads((out_d / "results.json").read_text())
+    assert res_d["collections"]["synth"]["depth"] == 7 and "lex" in res_d["systems"]
+    assert not any("=" in name for name in res_d["systems"])
 
 
 def test_bm25s_first_stage_when_no_run(synth_suite):

@@ -188,6 +188,8 @@ def test_merge_listwise_checks_the_answer_distribution(tiny_causal, tmp_path):
     assert first.ok and first.max_abs_diff <= 1e-4
     vocab = json.loads((out / "config.json").read_text())["vocab_size"]
     assert first.n_pairs > 0 and first.n_pairs % vocab == 0  # whole next-token distributions, several lists
+    assert all(c.unit == "next-token log-probs" for c in report.checks)  # says what it counted, not "pairs"
+    assert f"over {first.n_pairs} next-token log-probs" in first.line()
     merged = Reranker.from_pretrained(out)
     base = Reranker.from_base(str(tiny_causal), kind="listwise", max_length=1024, max_document_length=24)
     # the adapter is not a no-op: the base model's distributions under the same contract differ
