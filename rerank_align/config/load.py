@@ -161,6 +161,21 @@ def check(recipe: Recipe) -> None:
                 where="data.shuffle_candidates",
                 hint="use preference_source samples or student, or leave the candidates in first-stage order",
             )
+    d = recipe.data
+    if d.list_size is not None or d.lists_per_query > 1:
+        where = "data.list_size" if d.list_size is not None else "data.lists_per_query"
+        if m.kind != "listwise" or d.train_file:
+            raise RecipeError(
+                "list_size / lists_per_query apply to listwise lists built from qrels (data.beir), not to "
+                + ("a train_file" if d.train_file else f"kind {m.kind}"),
+                where=where,
+            )
+        if d.lists_per_query > 1 and (d.list_size is None or d.list_size >= d.depth):
+            raise RecipeError(
+                f"lists_per_query {d.lists_per_query} needs list_size below depth ({d.depth})",
+                where="data.lists_per_query",
+                hint="e.g. depth: 30, list_size: 10, lists_per_query: 4",
+            )
     if m.list_identifier is not None:
         if m.kind != "listwise":
             raise RecipeError("list_identifier applies to kind listwise only", where="model.list_identifier")

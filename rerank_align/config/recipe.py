@@ -168,6 +168,18 @@ class DataConfig:
         "that the input position carries no relevance signal (RankZephyr's shuffled-input training). Without it, "
         "lists in first-stage order teach a listwise model to copy that order.",
     )
+    list_size: int | None = field(
+        None,
+        help="List records built from qrels: candidates per list, drawn from each query's top `depth` (default: the "
+        "whole top `depth`, one list per query).",
+        min=2,
+    )
+    lists_per_query: int = field(
+        1,
+        help="List records built from qrels: distinct lists of `list_size` drawn per query, each with a judged-"
+        "relevant candidate (few judged queries, e.g. TREC DL's 54 a year, still give enough lists).",
+        min=1,
+    )
 
 
 @dataclass

@@ -39,13 +39,30 @@ def lists_from_qrels(
     depth: int = 20,
     teacher_scores: dict[str, dict[str, float]] | None = None,
     require_positive: bool = True,
+    list_size: int | None = None,
+    lists_per_query: int = 1,
+    seed: int = 0,
 ) -> list[dict]:
-    """One list record per judged query: the top ``depth`` candidates of ``run``, ranked by grade.
+    """List records per judged query from the top ``depth`` candidates of ``run``, each ranked by grade.
+
+    By default one list per query holds the whole top ``depth``. With ``list_size`` below ``depth``, each query gives
+    up to ``lists_per_query`` distinct lists of ``list_size`` candidates drawn uniformly (seeded) from its top
+    ``depth``, kept in first-stage order; with ``require_positive`` every drawn list holds a judged-relevant
+    candidate. Few judged queries (TREC DL: 54 a year) then still give enough lists. RankGPT / RankZephyr training
+    slides windows over one teacher ranking instead; drawn subsets need no teacher where the qrels are graded, and
+    each mixes candidates from the head and the depth of the run.
 
     Ties (equal grades, including the many unjudged candidates) are broken by ``teacher_scores``
     ``{qid: {doc_id: score}}`` when given (a missing score ranks last among its ties), else by first-stage order.
     Queries with fewer than 2 candidates (or, with ``require_positive``, no judged-relevant candidate) are skipped.
     """
+    if list_size is not None and list_size < 2:
+        raise RerankAlignError(f"list_size must be at least 2, got {list_size}")
+    if lists_per_query > 1 and (list_size is None or list_size >= depth):
+        raise RerankAlignError(
+            "lists_per_query > 1 needs list_size below depth: the whole top-depth list can be drawn only once"
+        )
+    rng = random.Random(seed)
     qrels = collection.qrels if qrels is None else qrels
     out = []
     for qid in sorted(qrels):
@@ -57,19 +74,42 @@ def lists_from_qrels(
         if len(cands) < 2 or (require_positive and max(grades) <= 0):
             continue
         t = (teacher_scores or {}).get(qid, {})
-        ranking = sorted(
-            range(len(cands)),
-            key=lambda i: (-grades[i], -t.get(cands[i], float("-inf")) if t else 0.0, i),
-        )
-        out.append(
-            {
-                "qid": qid,
-                "query": collection.queries[qid],
-                "docs": [collection.corpus[d] for d in cands],
-                "ranking": ranking,
-                "labels": grades,
-            }
-        )
+        for pick in _draws(grades, list_size, lists_per_query, require_positive, rng):
+            ranking = sorted(
+                range(len(pick)),
+                key=lambda j: (-grades[pick[j]], -t.get(cands[pick[j]], float("-inf")) if t else 0.0, j),
+            )
+            out.append(
+                {
+                    "qid": qid,
+                    "query": collection.queries[qid],
+                    "docs": [collection.corpus[cands[i]] for i in pick],
+                    "ranking": ranking,
+                    "labels": [grades[i] for i in pick],
+                }
+            )
+    return out
+
+
+def _draws(
+    grades: list[float], size: int | None, k: int, require_positive: bool, rng: random.Random
+) -> list[list[int]]:
+    """Up to ``k`` distinct sorted index subsets of ``size`` (all indices when ``size`` is None or not smaller)."""
+    n = len(grades)
+    if size is None or size >= n:
+        return [list(range(n))]
+    seen: set[tuple[int, ...]] = set()
+    out: list[list[int]] = []
+    # rejection sampling: a list without a relevant candidate teaches nothing about relevance; a query with one
+    # relevant candidate in a deep top-depth rejects most draws, so tries are bounded, not the number of lists
+    for _ in range(50 * k):
+        if len(out) == k:
+            break
+        pick = tuple(sorted(rng.sample(range(n), size)))
+        if pick in seen or (require_positive and max(grades[i] for i in pick) <= 0):
+            continue
+        seen.add(pick)
+        out.append(list(pick))
     return out
 
 

@@ -81,7 +81,15 @@ def training_records(data: Any, kind: Kind, *, seed: int, min_negatives: int = 0
     else:
         teacher = teacher_scores(d)
         col = load_beir(d.beir, split=d.split)
-        records = lists_from_qrels(col, read_run(d.run), depth=d.depth, teacher_scores=teacher)
+        records = lists_from_qrels(
+            col,
+            read_run(d.run),
+            depth=d.depth,
+            teacher_scores=teacher,
+            list_size=d.list_size,
+            lists_per_query=d.lists_per_query,
+            seed=seed,
+        )
     if d.max_train_samples is not None and len(records) > d.max_train_samples:
         records = random.Random(seed).sample(records, d.max_train_samples)
     if d.shuffle_candidates and kind == "list":

@@ -34,13 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_intermixed_args(argv)
     try:
-        systems = [s for item in args.systems or [] for s in item.split(",") if s]
-        cols = [c for item in args.collections or [] for c in item.split(",") if c]
         # nargs="+" swallows the overrides that follow the names (``--systems a b baseline=a``); names are plain
-        # identifiers, so a key=value among them is an override
-        overrides = [*args.overrides, *(s for s in systems + cols if "=" in s)]
-        systems = [s for s in systems if "=" not in s]
-        cols = [c for c in cols if "=" not in c]
+        # identifiers, so a key=value among them is an override, kept whole: its value may hold commas
+        # (``systems.5={name: x, type: reranker, path: y}``), which separate names only
+        named = [*(args.systems or []), *(args.collections or [])]
+        overrides = [*args.overrides, *(item for item in named if "=" in item)]
+        systems = [s for item in args.systems or [] if "=" not in item for s in item.split(",") if s]
+        cols = [c for item in args.collections or [] if "=" not in item for c in item.split(",") if c]
         if args.limit_queries is not None and args.limit_queries < 1:
             raise RerankAlignError("--limit-queries must be >= 1", where="command line")
         suite = load_suite(args.suite, overrides)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from rerank_align.config.yaml_io import load_yaml, read_yaml_file
 from rerank_align.errors import RecipeError, RerankAlignError
 from rerank_align.evaluation.metrics import parse_metric
@@ -329,7 +331,16 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 f"override {item!r} is not key=value", where="command line", hint="e.g. depth=20"
             )
         key, _, text = item.partition("=")
-        value = load_yaml(text) if text.strip() else None
+        try:
+            value = load_yaml(text) if text.strip() else None
+        except yaml.YAMLError as e:
+            # the usual cause is the shell: an unquoted ``{name: x, ...}`` reaches us split at its spaces
+            problem = getattr(e, "problem", None) or type(e).__name__
+            raise SuiteError(
+                f"override value {text!r} is not valid YAML ({problem})",
+                where=key.strip(),
+                hint="quote the whole key=value for the shell, e.g. 'systems.1={name: x, type: reranker, path: y}'",
+            ) from None
         parts = key.strip().split(".")
         node: Any = raw
         for i, part in enumerate(parts):

@@ -68,6 +68,10 @@ def test_overrides():
     )
     with pytest.raises(SuiteError, match="collections.x"):
         apply_overrides(raw(), ["collections.x.rel=1"])
+    # a flow mapping the shell split at its spaces: one error naming the key, not an internal error
+    with pytest.raises(SuiteError, match="not valid YAML") as e:
+        apply_overrides(raw(), ["systems.1={name:", "x}"])
+    assert e.value.where == "systems.1" and "quote" in str(e.value)
 
 
 def test_metric_aliases():

@@ -173,6 +173,13 @@ def test_cli(synth_suite, tmp_path, capsys):
     res_d = json.loads((out_d / "results.json").read_text())
     assert res_d["collections"]["synth"]["depth"] == 7 and "lex" in res_d["systems"]
     assert not any("=" in name for name in res_d["systems"])
+    # ... kept whole when its value holds commas (a system replaced by a flow mapping)
+    out_e = tmp_path / "e"
+    swap = "systems.1={name: lex2, type: lexical}"
+    assert (
+        main([str(synth_suite), "--out", str(out_e), "--no-progress", "--systems", "first,lex2", swap]) == 0
+    )
+    assert set(json.loads((out_e / "results.json").read_text())["systems"]) == {"first", "lex2"}
 
 
 def test_bm25s_first_stage_when_no_run(synth_suite):

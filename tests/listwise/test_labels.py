@@ -102,3 +102,36 @@ def test_shuffled_candidates_keep_the_target_and_lose_the_input_order():
     )  # ~25 each, not 200 at one place
     assert shuffle_candidates(records, seed=3) == shuffled and shuffle_candidates(records, seed=4) != shuffled
     assert records[0]["docs"] == rec["docs"]  # the input records are left as they were
+
+
+def test_drawn_lists_are_distinct_graded_subsets_with_a_relevant_candidate():
+    """Lists of ``list_size`` drawn from the top ``depth``: each a distinct subset in first-stage order, holding a
+    judged-relevant candidate, ranked by grade within the subset, the same for the same seed."""
+    col, run = _collection(12)  # relevant: d1 (2), d3 (1), d5 (1)
+    recs = lists_from_qrels(col, run, depth=12, list_size=4, lists_per_query=30, seed=5)
+    assert len(recs) == 30
+    texts = {d["text"]: i for i, d in enumerate(col.corpus[f"d{i}"] for i in range(12))}
+    picks = [tuple(texts[d["text"]] for d in r["docs"]) for r in recs]
+    assert len(set(picks)) == 30 and all(list(p) == sorted(p) and len(p) == 4 for p in picks)
+    grade = {1: 2.0, 3: 1.0, 5: 1.0}
+    for p, r in zip(picks, recs):
+        assert r["labels"] == [grade.get(i, 0.0) for i in p] and max(r["labels"]) > 0
+        ranked = [p[j] for j in r["ranking"]]
+        assert ranked == sorted(p, key=lambda i: (-grade.get(i, 0.0), i))  # grade, then first-stage order
+    # draws reach deep candidates, not only the head of the run
+    assert {i for p in picks for i in p} == set(range(12))
+    assert lists_from_qrels(col, run, depth=12, list_size=4, lists_per_query=30, seed=5) == recs
+    assert lists_from_qrels(col, run, depth=12, list_size=4, lists_per_query=30, seed=6) != recs
+
+
+def test_drawn_lists_need_a_size_below_depth():
+    import pytest
+
+    from rerank_align.errors import RerankAlignError
+
+    col, run = _collection()
+    with pytest.raises(RerankAlignError, match="list_size below depth"):
+        lists_from_qrels(col, run, depth=8, list_size=8, lists_per_query=2)
+    # a query with fewer candidates than list_size gives its one whole list
+    (rec,) = lists_from_qrels(col, run, depth=4, list_size=6)
+    assert len(rec["docs"]) == 4

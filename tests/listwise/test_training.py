@@ -248,3 +248,43 @@ def test_shuffle_candidates_is_checked_at_load(tiny_causal, model, method, messa
             }
         )
     assert "data.shuffle_candidates" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "message", "key"),
+    [
+        ({"kind": "yesno"}, {"beir": "x", "list_size": 10}, "not to kind yesno", "data.list_size"),
+        (
+            {"kind": "listwise"},
+            {"train_file": "x.jsonl", "list_size": 10},
+            "not to a train_file",
+            "data.list_size",
+        ),
+        (
+            {"kind": "listwise"},
+            {"beir": "x", "depth": 10, "list_size": 10, "lists_per_query": 3},
+            "below depth",
+            "data.lists_per_query",
+        ),
+        (
+            {"kind": "listwise"},
+            {"beir": "x", "depth": 30, "lists_per_query": 3},
+            "below depth",
+            "data.lists_per_query",
+        ),
+    ],
+)
+def test_drawn_lists_are_checked_at_load(tiny_causal, model, data, message, key):
+    from rerank_align.config.load import parse_recipe
+    from rerank_align.errors import RecipeError
+
+    with pytest.raises(RecipeError, match=message) as e:
+        parse_recipe(
+            {
+                "model": {"name_or_path": str(tiny_causal), **model},
+                "data": data,
+                "method": {"name": "fullrank" if model["kind"] == "listwise" else "score"},
+                "training": {"output_dir": "/tmp/unused"},
+            }
+        )
+    assert key in str(e.value)
