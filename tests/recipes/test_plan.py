@@ -129,7 +129,11 @@ def test_plan_runs_for_every_recipe(path, capsys, tmp_path):
     if model.startswith("outputs/") and not (REPO / model).exists():
         # a model an earlier documented command makes (a merged first stage): until then, plan reads the config of
         # the model it was trained from, which merging keeps
-        start = load_recipe(path.parent / yaml.safe_load(path.read_text())["base"]).model.name_or_path
+        # (a recipe may derive from another such recipe: follow the bases to the first named model)
+        base, start = path, model
+        while start not in KNOWN_MODELS:
+            base = base.parent / yaml.safe_load(base.read_text())["base"]
+            start = load_recipe(base).model.name_or_path
         (tmp_path / "config.json").write_text(json.dumps(KNOWN_MODELS[start]))
         extra = ["--config", str(tmp_path / "config.json")]
     zero3 = str(REPO / "recipes/accelerate/zero3.yaml")
