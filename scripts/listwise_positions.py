@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from rerank_align.data import read_run
+from rerank_align.evaluation.report import run_path
 
 
 def main() -> None:
@@ -36,9 +37,7 @@ def main() -> None:
     print("| system | queries | top-1 at input position (count) | input order kept |")
     print("|---|---|---|---|")
     for system in res["systems"]:
-        path = folder / "runs" / name / f"{system.replace('-', '_')}.run"
-        if not path.is_file():
-            path = folder / "runs" / name / f"{system}.run"
+        path = run_path(folder, name, system)
         if not path.is_file():
             print(f"| {system} | no run file in {path.parent} | | |")
             continue

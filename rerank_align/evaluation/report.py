@@ -228,6 +228,11 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name)
 
 
+def run_path(out_dir: str | Path, collection: str, system: str) -> Path:
+    """Where an evaluation writes ``system``'s reranked run of ``collection`` (names made file-safe)."""
+    return Path(out_dir) / "runs" / collection / f"{_safe(system)}.run"
+
+
 def _save(fig: Any, path: Path) -> None:
     with atomic_write(path, "wb") as fh:
         fig.savefig(fh, format="png", dpi=110)
@@ -245,7 +250,7 @@ def write_outputs(results: dict, out_dir: Path, *, rankings: dict | None = None)
                     for q, docs in ranking.items()
                     if docs
                 }
-                write_run(run, out_dir / "runs" / col / f"{_safe(s)}.run", tag=_safe(s))
+                write_run(run, run_path(out_dir, col, s), tag=_safe(s))
     plots = plot(results, out_dir)
     results["plots"] = plots
     write_json(out_dir / "results.json", results)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from rerank_align.data import read_list_records
 from rerank_align.data.beir import Collection
@@ -15,6 +16,7 @@ from rerank_align.data.lists import (
     shuffle_candidates,
     write_list_records,
 )
+from rerank_align.errors import RerankAlignError
 from rerank_align.scoring.listwise import ListRanking
 
 
@@ -125,10 +127,6 @@ def test_drawn_lists_are_distinct_graded_subsets_with_a_relevant_candidate():
 
 
 def test_drawn_lists_need_a_size_below_depth():
-    import pytest
-
-    from rerank_align.errors import RerankAlignError
-
     col, run = _collection()
     with pytest.raises(RerankAlignError, match="list_size below depth"):
         lists_from_qrels(col, run, depth=8, list_size=8, lists_per_query=2)
