@@ -16,6 +16,7 @@ reads it), written atomically; with ``--groups-out`` the group records are also 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +95,20 @@ def score_teacher(
         run = read_teacher_file(path)
         out = {q: {d: run[q][d] for d in docs if d in run.get(q, {})} for q, docs in pairs.items()}
         # candidates a run did not retrieve get the query's lowest score (they ranked below its depth)
+        floored = sum(d not in out[q] for q, docs in pairs.items() for d in docs)
         for q, docs in pairs.items():
             floor = min(out[q].values()) if out[q] else 0.0
             for d in docs:
                 out[q].setdefault(d, floor)
+        if floored:
+            # Said, not refused: on pooled qrels (TREC DL) most judged documents lie below a first stage's depth,
+            # and a teacher that ranks them all last trains against the judgments.
+            print(
+                f"[rerank-align] label {spec}: {floored} of {len(flat)} candidates are not in the run (judged "
+                "documents below its depth); each gets its query's lowest run score, so this teacher ranks them "
+                "last (scripts/teacher_agreement.py measures how often the labels then agree with the qrels)",
+                file=sys.stderr,
+            )
         return out
     if kind == "reranker":
         from rerank_align.scoring import Reranker

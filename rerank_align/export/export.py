@@ -377,7 +377,7 @@ def cross_encoder_parity(path: Path, queries: list, docs: list, tolerance: float
     """``Reranker.from_pretrained(path)`` vs ``CrossEncoder(path).predict`` on the same pairs."""
     from sentence_transformers import CrossEncoder
 
-    rr = Reranker.from_pretrained(path, device="cpu", dtype="float32")
+    rr = Reranker.from_pretrained(path, device="cpu", dtype="float32", autocast_dtype="float32")
     c, tok = rr.contract, rr.tokenizer
     # rerank_align cuts each field to its own max length first; CrossEncoder cuts only the pair at max_length.
     # The two agree by design on pairs whose fields fit, so those are compared.

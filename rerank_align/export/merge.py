@@ -260,7 +260,8 @@ def merge(
             write_sentence_transformers_yesno(tmp, contract)
         if recipe_path is not None:
             (tmp / f"recipe{recipe_path.suffix}").write_bytes(recipe_path.read_bytes())
-        reloaded = Reranker.from_pretrained(tmp, device=device, dtype="float32")
+        # float32 weights and no autocast: the gate compares against float32 scores, whatever the hardware would pick
+        reloaded = Reranker.from_pretrained(tmp, device=device, dtype="float32", autocast_dtype="float32")
         saved = rerank_scores(reloaded, queries, docs)
         del reloaded
         report.add(

@@ -17,7 +17,7 @@ def _beir(folder):
     (folder / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td0\t1\nq2\td5\t1\n")
 
 
-def test_label_scores_the_run_top_depth_plus_judged_and_skips_queries_without_candidates(tmp_path):
+def test_label_scores_the_run_top_depth_plus_judged_and_skips_queries_without_candidates(tmp_path, capsys):
     col = tmp_path / "col"
     _beir(col)
     # q2 is judged but absent from the run: nothing to rank it against, so it is not labelled
@@ -34,3 +34,26 @@ def test_label_scores_the_run_top_depth_plus_judged_and_skips_queries_without_ca
     # the run's top-2 (d1, d2) and the judged d0; d3, d4 are below the depth
     assert {q for q, _ in labelled} == {"q1"}
     assert {d for _, d in labelled} == {"d0", "d1", "d2"}
+    # d0 is judged but not in the run: it gets q1's lowest run score, and the label step says so
+    scores = {r["doc_id"]: r["score"] for r in rows}
+    assert scores["d0"] == min(scores["d1"], scores["d2"])
+    assert "1 of 3 candidates are not in the run" in capsys.readouterr().err
+
+
+def test_teacher_agreement_counts_pairs_inside_and_outside_the_run_top(tmp_path):
+    """scripts/teacher_agreement.py: the share of (judged, top-depth negative) pairs the teacher orders as the
+    qrels do, split by whether the judged document is in the run's top, against counts worked out by hand."""
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("ta", REPO / "scripts" / "teacher_agreement.py")
+    ta = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ta)
+    qrels = {"q": {"a": 1, "z": 2, "n1": 0}}
+    run = {"q": [("a", 3.0), ("n1", 2.0), ("n2", 1.0), ("z", 0.5)]}
+    # top-3 = a, n1, n2; negatives n1 (judged 0) and n2 (unjudged); z is judged but below the top
+    teacher = {"q": {"a": 5.0, "n1": 1.0, "n2": 6.0, "z": 1.0}}
+    res = ta.agreement(teacher, qrels, run, depth=3, rel=1)
+    # a beats n1, loses to n2; z ties n1 (a tie is not agreement) and loses to n2
+    assert res == {"all": (1, 4), "inside": (1, 2), "outside": (0, 2)}

@@ -51,6 +51,18 @@ def test_merge_lora_yesno(lora_yesno, tmp_path, capsys):
     _no_leftovers(tmp_path)
 
 
+def test_merge_gates_stay_float32_where_auto_picks_bf16(lora_yesno, tmp_path, monkeypatch):
+    """On hardware with native bf16 (simulated), ``auto`` resolves to bf16 for scoring; the merge gates must still
+    compare float32 with float32, or every pair-scored merge there is refused by bf16 rounding alone (as a real
+    SmolLM2 yes/no merge was, by 0.148 on a CPU with AMX)."""
+    monkeypatch.setenv("RERANK_ALIGN_NATIVE_BF16", "1")
+    out = tmp_path / "merged"
+    report = merge_mod.merge(lora_yesno, out)
+    assert report.checks and all(c.ok for c in report.checks)
+    # the folder itself scores under ``auto`` like any model: bf16 here, so not to 1e-4 of float32
+    assert Reranker.from_pretrained(out).precision == "bfloat16"
+
+
 def test_merge_qlora_into_dequantized_base(qlora_yesno, tmp_path):
     out = tmp_path / "merged"
     report = merge_mod.merge(qlora_yesno, out)  # recipe.yaml next to the adapter says load_in_4bit
