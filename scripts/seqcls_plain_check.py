@@ -41,7 +41,7 @@ def cut(tok, text: str, n: int) -> tuple[str, bool]:
     return (text, False) if len(ids) <= n else (tok.decode(ids[:n]), True)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder")
     p.add_argument("--beir", required=True)
@@ -59,7 +59,7 @@ def main() -> int:
     p.add_argument("--results")
     p.add_argument("--system")
     p.add_argument("--out", help="write the scores as a TREC run")
-    a = p.parse_args()
+    a = p.parse_args(argv)
 
     import ir_measures
     import torch

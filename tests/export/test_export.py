@@ -106,3 +106,51 @@ def test_minilm_head_lora_merge_and_cross_encoder(tmp_path):
     ce = export_mod.cross_encoder_parity(out, Q, D, 1e-4)
     assert ce.ok, ce.line()
     print("\n".join(c.line() for c in [*report.checks, ce]))
+
+
+def test_seqcls_plain_check_scores_like_reranker(tiny_causal, tmp_path, capsys):
+    """scripts/seqcls_plain_check.py (plain transformers, the folder's serving template over query/document
+    messages) reranks a run with the scores Reranker gives the exported folder, and reports ir-measures' nDCG@10."""
+    import importlib.util
+
+    import ir_measures
+
+    from tests.conftest import REPO
+
+    Reranker.from_base(str(tiny_causal)).save_pretrained(tmp_path / "merged")
+    out = tmp_path / "seqcls"
+    assert export_mod.main([str(tmp_path / "merged"), "--to", "seq-cls", "--out", str(out)]) == 0
+    col = tmp_path / "col"
+    (col / "qrels").mkdir(parents=True)
+    docs = {f"d{i}": f"kalomi nesu {'tavo ' * i}gafi" for i in range(4)}
+    queries = {"q1": "kalomi nesu", "q2": "gafi zuta"}
+    (col / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": d, "text": t}) + "\n" for d, t in docs.items())
+    )
+    (col / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    )
+    (col / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t2\nq1\td0\t1\nq2\td3\t1\n")
+    run = tmp_path / "first.run"
+    run.write_text("".join(f"{q} Q0 d{i} {i + 1} {4 - i}.0 bm25\n" for q in queries for i in range(4)))
+    ta_path = REPO / "scripts" / "seqcls_plain_check.py"
+    spec = importlib.util.spec_from_file_location("seqcls_plain_check", ta_path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    scored = tmp_path / "plain.run"
+    argv = [str(out), "--beir", str(col), "--run", str(run), "--depth", "4", "--out", str(scored)]
+    assert mod.main(argv) == 0
+    printed = capsys.readouterr().out
+    got = {
+        (q, d): float(s) for q, _, d, _, s, _ in (line.split() for line in scored.read_text().splitlines())
+    }
+    rr = Reranker.from_pretrained(out)
+    pairs = sorted(got)
+    ours = rr.score_pairs([queries[q] for q, _ in pairs], [docs[d] for _, d in pairs])
+    assert np.abs(np.array([got[p] for p in pairs]) - ours).max() <= 1e-4
+    qrels = {"q1": {"d2": 2, "d0": 1}, "q2": {"d3": 1}}
+    expected = ir_measures.calc_aggregate(
+        [ir_measures.nDCG @ 10], qrels, {q: {d: s for (qq, d), s in got.items() if qq == q} for q in queries}
+    )
+    assert f"nDCG@10: {expected[ir_measures.nDCG @ 10]:.4f} over 2 queries" in printed
+    assert "0 pairs had a field cut" in printed
