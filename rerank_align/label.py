@@ -95,10 +95,11 @@ def score_teacher(
         run = read_teacher_file(path)
         out = {q: {d: run[q][d] for d in docs if d in run.get(q, {})} for q, docs in pairs.items()}
         # candidates a run did not retrieve get the query's lowest score (they ranked below its depth)
-        floored = sum(d not in out[q] for q, docs in pairs.items() for d in docs)
+        floored = 0
         for q, docs in pairs.items():
             floor = min(out[q].values()) if out[q] else 0.0
             for d in docs:
+                floored += d not in out[q]
                 out[q].setdefault(d, floor)
         if floored:
             # Said, not refused: on pooled qrels (TREC DL) most judged documents lie below a first stage's depth,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from rerank_align.label import main as label_main
+from tests.conftest import load_script
 
 
 def _beir(folder):
@@ -43,13 +44,7 @@ def test_label_scores_the_run_top_depth_plus_judged_and_skips_queries_without_ca
 def test_teacher_agreement_counts_pairs_inside_and_outside_the_run_top(tmp_path):
     """scripts/teacher_agreement.py: the share of (judged, top-depth negative) pairs the teacher orders as the
     qrels do, split by whether the judged document is in the run's top, against counts worked out by hand."""
-    import importlib.util
-
-    from tests.conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("ta", REPO / "scripts" / "teacher_agreement.py")
-    ta = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ta)
+    ta = load_script("teacher_agreement")
     qrels = {"q": {"a": 1, "z": 2, "n1": 0}}
     run = {"q": [("a", 3.0), ("n1", 2.0), ("n2", 1.0), ("z", 0.5)]}
     # top-3 = a, n1, n2; negatives n1 (judged 0) and n2 (unjudged); z is judged but below the top

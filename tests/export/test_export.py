@@ -111,11 +111,9 @@ def test_minilm_head_lora_merge_and_cross_encoder(tmp_path):
 def test_seqcls_plain_check_scores_like_reranker(tiny_causal, tmp_path, capsys):
     """scripts/seqcls_plain_check.py (plain transformers, the folder's serving template over query/document
     messages) reranks a run with the scores Reranker gives the exported folder, and reports ir-measures' nDCG@10."""
-    import importlib.util
-
     import ir_measures
 
-    from tests.conftest import REPO
+    from tests.conftest import load_script
 
     Reranker.from_base(str(tiny_causal)).save_pretrained(tmp_path / "merged")
     out = tmp_path / "seqcls"
@@ -133,10 +131,7 @@ def test_seqcls_plain_check_scores_like_reranker(tiny_causal, tmp_path, capsys):
     (col / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t2\nq1\td0\t1\nq2\td3\t1\n")
     run = tmp_path / "first.run"
     run.write_text("".join(f"{q} Q0 d{i} {i + 1} {4 - i}.0 bm25\n" for q in queries for i in range(4)))
-    ta_path = REPO / "scripts" / "seqcls_plain_check.py"
-    spec = importlib.util.spec_from_file_location("seqcls_plain_check", ta_path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("seqcls_plain_check")
     scored = tmp_path / "plain.run"
     argv = [str(out), "--beir", str(col), "--run", str(run), "--depth", "4", "--out", str(scored)]
     assert mod.main(argv) == 0

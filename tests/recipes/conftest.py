@@ -89,9 +89,8 @@ def tiny_overrides(
     ]
     if recipe.data.teacher_files:
         ov += [f"data.teacher_files=[{task['teacher']}]", "data.teacher_normalization=none"]
-    if (
-        recipe.data.list_size is not None
-    ):  # drawn lists stay drawn: up to 2 lists of 4 from the tiny depth of 8
+    # drawn lists stay drawn: up to 2 lists of 4 from the tiny depth of 8
+    if recipe.data.list_size is not None:
         ov += ["data.list_size=4", f"data.lists_per_query={min(recipe.data.lists_per_query, 2)}"]
     if recipe.method.teacher_model:  # ADPA / DCKD: the tiny model is its own (same-vocabulary) teacher
         ov += [f"method.teacher_model={tiny_causal}", f"method.teacher_ref_model={tiny_causal}"]

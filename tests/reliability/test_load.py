@@ -3,19 +3,14 @@ survives SIGKILL. Run with `pytest -m slow tests/reliability/test_load.py -s`; f
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "load_test.py"
+from tests.conftest import load_script
 
 
 @pytest.mark.slow
 def test_1000_queries_x_100_candidates(tmp_path):
-    spec = importlib.util.spec_from_file_location("load_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("load_test")
     s = mod.main(["--work", str(tmp_path)])
     assert s["pairs"] == 100_000
     assert (
