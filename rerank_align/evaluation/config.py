@@ -3,9 +3,12 @@ recipes (``rerank_align.strict``: one-line errors naming the key path and the cl
 read by ``config.yaml_io``).
 
 A suite names collections (BEIR folders), the first-stage run of each, the rerank depth, metrics, the systems to
-compare and the baseline. Paths are resolved relative to the suite file (or taken as absolute). ``key.sub=value``
+compare and the baseline. Paths in the file are resolved relative to the suite file (or taken as absolute). ``key.sub=value``
 overrides are applied to the raw mapping before parsing, so they are validated exactly like the file (list items are
-addressed by index or by ``name``: ``collections.scifact.depth=20``, ``systems.0.batch_size=8``).
+addressed by index or by ``name``: ``collections.scifact.depth=20``, ``systems.0.batch_size=8``). Paths typed in an
+override are the user's, so they resolve against the working directory, as ``--out`` does: ``cache`` and
+``output`` always; a collection's or system's ``path`` / ``run`` where it exists there (a name that is not a folder
+there, such as a hub id, is left to the file's rules).
 """
 
 from __future__ import annotations
@@ -323,8 +326,46 @@ def parse_suite(raw: Any, *, path: str | os.PathLike | None = None) -> Suite:
 # ------------------------------------------------------------------------------------------------- overrides
 
 
-def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw suite mapping, in place."""
+OVERRIDE_PATH_KEYS = ("path", "run")
+"""Keys of a collection or system entry whose relative value, given as an override, is looked up in the working
+directory first."""
+
+
+def _from_cwd(value: Any, cwd: Path, *, always: bool = False) -> Any:
+    """``value`` made absolute against ``cwd`` if it is a relative path string (``always``) or names something
+    that exists there; anything else is returned unchanged."""
+    if not isinstance(value, str) or not value.strip():
+        return value
+    p = Path(os.path.expanduser(value))
+    if p.is_absolute():
+        return value
+    return str((cwd / p).resolve()) if always or (cwd / p).exists() else value
+
+
+def _anchor_override(parts: list[str], value: Any, cwd: Path) -> Any:
+    """Resolve the relative paths of one override's value against ``cwd`` (see the module docstring)."""
+    head = parts[0]
+    if len(parts) == 1 and head in ("cache", "output"):
+        return _from_cwd(value, cwd, always=True)
+    if head not in ("collections", "systems"):
+        return value
+
+    def entry(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: (_from_cwd(x, cwd) if k in OVERRIDE_PATH_KEYS else x) for k, x in v.items()}
+        return _from_cwd(v, cwd) if head == "collections" else v  # a collection may be its folder alone
+
+    if len(parts) == 1:
+        return [entry(v) for v in value] if isinstance(value, list) else value
+    if len(parts) == 2:
+        return entry(value)
+    return _from_cwd(value, cwd) if len(parts) == 3 and parts[2] in OVERRIDE_PATH_KEYS else value
+
+
+def apply_overrides(raw: dict, overrides: list[str], *, cwd: str | os.PathLike | None = None) -> dict:
+    """Apply ``a.b.c=value`` overrides (values parsed as YAML) to a raw suite mapping, in place. Relative paths in
+    them resolve against ``cwd`` (default: the working directory), not the suite's folder (module docstring)."""
+    cwd = Path(cwd) if cwd is not None else Path.cwd()
     for item in overrides:
         if "=" not in item:
             raise SuiteError(
@@ -342,6 +383,7 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
                 hint="quote the whole key=value for the shell, e.g. 'systems.1={name: x, type: reranker, path: y}'",
             ) from None
         parts = key.strip().split(".")
+        value = _anchor_override(parts, value, cwd)
         node: Any = raw
         for i, part in enumerate(parts):
             last = i == len(parts) - 1

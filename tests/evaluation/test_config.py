@@ -74,6 +74,42 @@ def test_overrides():
     assert e.value.where == "systems.1" and "quote" in str(e.value)
 
 
+def test_override_paths_resolve_against_the_working_directory(tmp_path, monkeypatch):
+    """Paths in the file are the suite's; paths typed in an override are the user's. `cache=outputs/x.sqlite` from
+    the repository root once landed in `eval/suites/outputs/`, so a given cache was silently never read."""
+    from rerank_align.evaluation.config import load_suite
+
+    suites, work = tmp_path / "eval" / "suites", tmp_path / "work"
+    (suites / "c").mkdir(parents=True)
+    (work / "c2").mkdir(parents=True)
+    (work / "m").mkdir()
+    (work / "c2" / "bm25.run").write_text("")
+    (suites / "s.yaml").write_text(
+        "collections: [{name: c, path: c}]\n"
+        "systems: [{name: bm25, type: first_stage}, {name: r, type: reranker, path: r}]\n"
+        "cache: in_file.sqlite\n"
+    )
+    monkeypatch.chdir(work)
+    s = load_suite(suites / "s.yaml")
+    assert s.cache == suites / "in_file.sqlite" and s.collections[0].path == suites / "c"  # the file's rules
+    s = load_suite(
+        suites / "s.yaml",
+        [
+            "cache=outputs/x.sqlite",
+            "output=outputs/ev",
+            "collections.c.path=c2",
+            "collections.c.run=c2/bm25.run",
+            "systems.r.path=m",
+            "systems.1={name: hub, type: base, path: org/not-here}",
+        ],
+    )
+    assert s.cache == work / "outputs" / "x.sqlite" and s.output == work / "outputs" / "ev"
+    assert s.collections[0].path == work / "c2" and s.collections[0].run == work / "c2" / "bm25.run"
+    assert s.systems[1].path == "org/not-here"  # not a folder here: a hub id, left alone
+    s = load_suite(suites / "s.yaml", ["systems.r.path=m"])
+    assert s.systems[1].path == str(work / "m")
+
+
 def test_metric_aliases():
     from rerank_align.evaluation.metrics import canonical_name, parse_metric
 
