@@ -5,7 +5,8 @@ read by ``config.yaml_io``).
 A suite names collections (BEIR folders), the first-stage run of each, the rerank depth, metrics, the systems to
 compare and the baseline. Paths in the file are resolved relative to the suite file (or taken as absolute). ``key.sub=value``
 overrides are applied to the raw mapping before parsing, so they are validated exactly like the file (list items are
-addressed by index or by ``name``: ``collections.scifact.depth=20``, ``systems.0.batch_size=8``). Paths typed in an
+addressed by index or by ``name``: ``collections.scifact.depth=20``, ``systems.0.batch_size=8``; the index one past
+the end appends an item: ``'systems.3={name: x, type: reranker, path: y}'`` on a suite with three systems). Paths typed in an
 override are the user's, so they resolve against the working directory, as ``--out`` does: ``cache`` and
 ``output`` always; a collection's or system's ``path`` / ``run`` where it exists there (a name that is not a folder
 there, such as a hub id, is left to the file's rules).
@@ -389,6 +390,9 @@ def apply_overrides(raw: dict, overrides: list[str], *, cwd: str | os.PathLike |
             last = i == len(parts) - 1
             where = ".".join(parts[: i + 1])
             if isinstance(node, list):
+                if last and part == str(len(node)):  # one past the end: append (a new system or collection)
+                    node.append(value)
+                    continue
                 idx = _list_index(node, part, where)
                 if last:
                     node[idx] = value
@@ -410,7 +414,11 @@ def _list_index(items: list, part: str, where: str) -> int:
     if part.lstrip("-").isdigit():
         idx = int(part)
         if not -len(items) <= idx < len(items):
-            raise SuiteError(f"index {idx} out of range (list has {len(items)} items)", where=where)
+            raise SuiteError(
+                f"index {idx} out of range (list has {len(items)} items)",
+                where=where,
+                hint=f"index {len(items)} appends an item; 0-{len(items) - 1} replace one",
+            )
         return idx
     names = [
         it.get("name", Path(str(it.get("path", ""))).name) if isinstance(it, dict) else str(it)

@@ -68,6 +68,14 @@ def test_overrides():
     )
     with pytest.raises(SuiteError, match="collections.x"):
         apply_overrides(raw(), ["collections.x.rel=1"])
+    # one past the end appends (then addressable by index or name); further is an error that says so
+    d = apply_overrides(
+        raw(), ["systems.2={name: ce2, type: cross_encoder, path: /m2}", "systems.ce2.batch_size=4"]
+    )
+    assert [(x.name, x.batch_size) for x in parse_suite(d).systems][1:] == [("ce", None), ("ce2", 4)]
+    with pytest.raises(SuiteError, match="index 3 out of range") as e:
+        apply_overrides(raw(), ["systems.3={name: ce2, type: cross_encoder, path: /m2}"])
+    assert "index 2 appends" in str(e.value)
     # a flow mapping the shell split at its spaces: one error naming the key, not an internal error
     with pytest.raises(SuiteError, match="not valid YAML") as e:
         apply_overrides(raw(), ["systems.1={name:", "x}"])
