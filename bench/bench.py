@@ -9,6 +9,7 @@
     python bench/bench.py prefix    # (e) yesno cost per pair vs candidates per query, ± shared-prefix reuse + plot
     python bench/bench.py llm-yesno # (f) SmolLM2 yes/no scoring vs sentence-transformers CrossEncoder + transformers
     python bench/bench.py sft-throughput  # (g) SmolLM2 SFT yes/no tokens/s: padded vs padding-free vs packed
+    python bench/bench.py lora-layers     # (h) SmolLM2 KL training step: LoRA on every block vs the top blocks
 
 Each prints a table and writes bench/results/<name>.json (docs/benchmarks.md collects them). Real inputs are SciFact
 queries × their BM25 top-k (``../shared/data/scifact``, or the repo's copy under data/).
@@ -888,6 +889,7 @@ def main(argv: list[str] | None = None) -> None:
     x.add_argument("--tag", default="")
     llm_yesno.add_parser(sp)
     train_throughput.add_parser(sp)
+    train_throughput.add_lora_layers_parser(sp)
     a = p.parse_args(argv)
     common.setup(a.threads)
     fn = {"encoder": bench_encoder, "flops": bench_flops, "yesno": bench_yesno, "train": bench_train}
@@ -895,6 +897,7 @@ def main(argv: list[str] | None = None) -> None:
     fn["prefix"] = bench_prefix
     fn["llm-yesno"] = llm_yesno.bench_llm_yesno
     fn["sft-throughput"] = train_throughput.bench_sft_throughput
+    fn["lora-layers"] = train_throughput.bench_lora_layers
     result = fn[a.cmd](a)
     result["settings"] = vars(a)
     name = a.cmd + (f"_{a.tag}" if getattr(a, "tag", "") else "")

@@ -185,3 +185,79 @@ def bench_sft_throughput(a: argparse.Namespace) -> dict:
         if base
         else None,
     }
+
+
+KL_RECIPE = "recipes/smollm2-135m/kl/lora.yaml"
+
+
+def add_lora_layers_parser(sp: Any) -> None:
+    p = sp.add_parser(
+        "lora-layers", help="SmolLM2 KL score-training step: LoRA on every block vs on the top blocks only"
+    )
+    p.add_argument(
+        "--top", type=int, nargs="+", default=[15], help="adapt only the top N blocks (one run each)"
+    )
+    p.add_argument("--precision", default="auto", help="training.bf16 (auto | true | false)")
+    p.add_argument("--tag", default="")
+
+
+def time_score_steps(top: int | None, a: argparse.Namespace, steps: int) -> dict:
+    """Median CPU s per optimiser step of the trainer ``rerank-align train KL_RECIPE`` builds (2 groups of 4
+    SciFact train pairs, teacher labels from ``make quickstart``), LoRA on all blocks or on the top ``top``."""
+    import torch
+
+    from rerank_align import train
+    from rerank_align.config import load_recipe
+    from rerank_align.config.contract import recipe_contract
+    from rerank_align.config.load import training_args_class
+    from rerank_align.scoring.modeling import load_tokenizer
+    from rerank_align.training.model import build_model
+
+    over = [f"data.max_train_samples={2 * steps}", f"training.bf16={a.precision}"]
+    if top is not None:
+        n_layers = 30  # SmolLM2-135M
+        over.append(
+            f"peft.layers_to_transform=[{', '.join(str(i) for i in range(n_layers - top, n_layers))}]"
+        )
+    recipe = load_recipe(common.ROOT / KL_RECIPE, over)
+    tok = load_tokenizer(recipe.model.name_or_path)
+    contract = recipe_contract(recipe, tok)
+    records = train.load_training_records(recipe)
+    torch.manual_seed(0)
+    model = build_model(recipe, contract)
+    mixed, precision = train.training_precision(recipe.training, "cpu")
+    training = {**train.default_training_args(recipe), **recipe.training, **mixed}
+    training.pop("activation_checkpointing", None)
+    training.update(
+        output_dir=tempfile.mkdtemp(prefix="bench-lora-"), max_steps=steps, logging_steps=10_000,
+        disable_tqdm=True, warmup_steps=0, num_train_epochs=1,
+    )  # fmt: skip
+    args = training_args_class(recipe.family.args_class)(**training)
+    trainer = train.build_trainer(recipe, model, tok, contract, records, args, None)
+    clock = StepClock()
+    trainer.add_callback(clock.callback)
+    trainer.train()
+    d = clock.deltas[a.warmup :]
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "step_s": d,
+        "median_step_s": statistics.median(d),
+        "trainable": trainable,
+        "precision": precision,
+    }
+
+
+def bench_lora_layers(a: argparse.Namespace) -> dict:
+    steps = a.warmup + a.reps + 1
+    res = {"all": time_score_steps(None, a, steps)}
+    for top in a.top:
+        res[f"top{top}"] = time_score_steps(top, a, steps)
+    base = res["all"]["median_step_s"]
+    rows = [[k, v["trainable"], v["median_step_s"], base / v["median_step_s"]] for k, v in res.items()]
+    print(common.table(rows, ["LoRA blocks", "trainable params", "median CPU s / step", "speed vs all"]))
+    return {
+        "figure": "lora-layers",
+        "recipe": KL_RECIPE,
+        "results": res,
+        "speed_ratio_vs_all_blocks": {k: base / v["median_step_s"] for k, v in res.items()},
+    }

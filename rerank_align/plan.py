@@ -262,6 +262,11 @@ def _lora_params(model: Any, peft: Any) -> int:
                 continue
         elif leaf not in targets:
             continue
+        layer = re.search(r"layers?\.(\d+)\.", name)
+        if peft.layers_to_transform is not None and not (
+            layer and int(layer.group(1)) in peft.layers_to_transform
+        ):
+            continue
         total += peft.r * (mod.in_features + mod.out_features)
     for name, p in model.named_parameters():
         if any(name.split(".")[-2:-1] == [m] or f".{m}." in name for m in peft.modules_to_save):

@@ -15,6 +15,25 @@ def quantization_config(recipe: Recipe) -> Any:
     return bnb_config(recipe.quantization)
 
 
+def block_linear_names(model: Any) -> list[str]:
+    """The leaf names of the linear layers inside the numbered transformer blocks (``q_proj``, ``up_proj``, ...):
+    what peft's ``all-linear`` adapts there, spelled out."""
+    import re
+
+    import torch
+
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, mod in model.named_modules()
+            if isinstance(mod, torch.nn.Linear)
+            and re.search(r"\.layers?\.\d+\.", name)
+            and "vision" not in name
+            and "visual" not in name  # as peft's all-linear and the plan's count: the language model only
+        }
+    )
+
+
 def build_model(recipe: Recipe, contract: ScoringContract) -> Any:
     m = recipe.model
     qconf = quantization_config(recipe)
@@ -38,12 +57,16 @@ def build_model(recipe: Recipe, contract: ScoringContract) -> Any:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gc)
         p = recipe.peft
         task = TaskType.SEQ_CLS if contract.kind == "head" else TaskType.CAUSAL_LM
+        targets = p.target_modules
+        if p.layers_to_transform is not None and targets == "all-linear":
+            targets = block_linear_names(model)  # peft takes layers_to_transform with a list of names only
         lora = LoraConfig(
             r=p.r,
             lora_alpha=p.alpha,
             lora_dropout=p.dropout,
-            target_modules=p.target_modules,
+            target_modules=targets,
             modules_to_save=p.modules_to_save or None,
+            layers_to_transform=p.layers_to_transform,
             task_type=task,
         )
         model = get_peft_model(model, lora)

@@ -278,3 +278,26 @@ def test_qlora_adapter_reloads_on_its_4bit_base(tiny_causal, task_dir, tmp_path)
     with scoring_mode(reloaded.model, keep_train_mode=True):
         served = torch.tensor(reloaded.score("about suta", docs))
     assert (served - in_memory).abs().max().item() <= 1e-5
+
+
+def test_lora_on_the_top_layers_only_skips_the_backward_below(tiny_causal, task_dir, tmp_path):
+    """`peft.layers_to_transform`: adapters only in the chosen blocks (the plan counts the same parameters), and
+    autograd records nothing below the lowest one, which is where the saving comes from."""
+    from rerank_align.plan import model_numbers
+
+    d = recipe(
+        tiny_causal, task_dir, tmp_path / "o", kind="yesno", peft__enabled=True, peft__layers_to_transform=[1]
+    )
+    trainer, _ = build(d)
+    model = trainer.model
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".layers.1." in n for n in trainable), sorted(trainable)
+    assert model_numbers(parse_recipe(d)).lora_params == sum(trainable.values())
+    seen = {}
+    layers = model.get_base_model().model.layers
+    for i in (0, 1):
+        layers[i].register_forward_hook(lambda m, a, out, i=i: seen.__setitem__(i, out[0].requires_grad))
+    trainer.train()
+    assert seen == {0: False, 1: True}
+    full = recipe(tiny_causal, task_dir, tmp_path / "f", kind="yesno", peft__enabled=True)
+    assert model_numbers(parse_recipe(full)).lora_params == 2 * sum(trainable.values())
