@@ -6,6 +6,7 @@ from typing import Any
 
 from rerank_align.config.load import activation_checkpointing
 from rerank_align.config.recipe import Recipe
+from rerank_align.errors import RecipeError
 from rerank_align.scoring.contract import ScoringContract
 from rerank_align.scoring.modeling import load_model
 from rerank_align.scoring.quantization import bnb_config
@@ -58,6 +59,18 @@ def build_model(recipe: Recipe, contract: ScoringContract) -> Any:
         p = recipe.peft
         task = TaskType.SEQ_CLS if contract.kind == "head" else TaskType.CAUSAL_LM
         targets = p.target_modules
+        if p.layers_to_transform is not None:
+            text = (
+                model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+            )
+            n = text.num_hidden_layers
+            bad = [i for i in p.layers_to_transform if not 0 <= i < n]
+            if bad or not p.layers_to_transform:
+                raise RecipeError(
+                    f"block {bad[0]} does not exist" if bad else "no block to adapt",
+                    where="peft.layers_to_transform",
+                    hint=f"this model has {n} blocks, 0-{n - 1} (null adapts all)",
+                )
         if p.layers_to_transform is not None and targets == "all-linear":
             targets = block_linear_names(model)  # peft takes layers_to_transform with a list of names only
         lora = LoraConfig(

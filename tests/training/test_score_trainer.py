@@ -301,3 +301,8 @@ def test_lora_on_the_top_layers_only_skips_the_backward_below(tiny_causal, task_
     assert seen == {0: False, 1: True}
     full = recipe(tiny_causal, task_dir, tmp_path / "f", kind="yesno", peft__enabled=True)
     assert model_numbers(parse_recipe(full)).lora_params == 2 * sum(trainable.values())
+    bad = recipe(
+        tiny_causal, task_dir, tmp_path / "b", kind="yesno", peft__enabled=True, peft__layers_to_transform=[2]
+    )
+    with pytest.raises(Exception, match=r"peft.layers_to_transform: block 2 does not exist.*2 blocks, 0-1"):
+        build(bad)
