@@ -209,8 +209,8 @@ class PeftConfig:
     layers_to_transform: list[int] | None = field(
         None,
         help="Adapt only these transformer blocks (peft's LoraConfig.layers_to_transform; None: all). Adapting "
-        "only the top blocks also skips the backward pass below the lowest one: with the top half of the blocks a "
-        "step costs about 2 forwards instead of 3.",
+        "only the top blocks also skips the backward pass below the lowest one: SmolLM2's top 15 of 30 blocks "
+        "train 1.6x faster per step (bench/bench.py lora-layers).",
     )
 
 
