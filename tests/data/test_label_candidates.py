@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from rerank_align.label import main as label_main
 from tests.conftest import load_script
 
@@ -52,3 +54,25 @@ def test_teacher_agreement_counts_pairs_inside_and_outside_the_run_top(tmp_path)
     res = ta.agreement(teacher, qrels, run, depth=3, rel=1)
     # a beats n1, loses to n2; z ties n1 (a tie is not agreement) and loses to n2
     assert res == {"all": (1, 4), "inside": (1, 2), "outside": (0, 2)}
+
+
+def test_student_teacher_fit_against_hand_counts():
+    """scripts/student_teacher_fit.py: KL, pair agreement with the teacher and positive-first share over training
+    groups, and Kendall's τ over held-out lists, against values worked out by hand."""
+    import math
+
+    fit = load_script("student_teacher_fit")
+    # group 1: the student orders all three pairs as the teacher; group 2: it reverses the teacher's one pair
+    res = fit.group_fit([([2.0, 1.0, 0.0], [4.0, 2.0, 0.0]), ([0.0, 1.0], [1.0, 0.0])])
+    p1 = [math.exp(v) / sum(math.exp(x) for x in (2, 1, 0)) for v in (2, 1, 0)]
+    q1 = [math.exp(v) / sum(math.exp(x) for x in (4, 2, 0)) for v in (4, 2, 0)]
+    kl1 = sum(p * math.log(p / q) for p, q in zip(p1, q1))
+    p2, q2 = [1 / (1 + math.e), math.e / (1 + math.e)], [math.e / (1 + math.e), 1 / (1 + math.e)]
+    kl2 = sum(p * math.log(p / q) for p, q in zip(p2, q2))
+    assert res["kl"] == pytest.approx((kl1 + kl2) / 2)
+    assert res["pairs_as_teacher"] == pytest.approx(3 / 4) and res["positive_first"] == pytest.approx(3 / 3)
+    assert (
+        fit.group_fit([([1.0, 1.0], [2.0, 1.0])])["pairs_as_teacher"] == 0
+    )  # a teacher tie is not agreement
+    # τ: identical order 1, reversed -1; mean 0
+    assert fit.heldout_tau([([3, 2, 1], [9, 5, 1]), ([3, 2, 1], [1, 5, 9])]) == pytest.approx(0.0)
