@@ -87,6 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write the figures as JSON here")
     p.add_argument("overrides", nargs="*", help="suite overrides key=value")
     a = p.parse_args(argv)
+    # the list options swallow the overrides that follow them (``--cache a.sqlite key=value``); names and cache
+    # paths have no "="
+    a.overrides = [*a.overrides, *(x for x in (*a.systems, *a.cache) if "=" in x)]
+    a.systems = [x for x in a.systems if "=" not in x]
+    a.cache = [x for x in a.cache if "=" not in x]
+    missing = [c for c in a.cache if not Path(c).is_file()]
+    if missing:
+        sys.exit(f"--cache {missing[0]}: no such file (a score cache written by rerank-align eval)")
 
     from rerank_align.config import load_recipe
     from rerank_align.evaluation.cache import ScoreCache
