@@ -17,7 +17,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rerank the first-stage candidates of every collection in a suite and compare systems.",
     )
     p.add_argument("suite", help="suite YAML (eval/suites/*.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="override suite keys, e.g. depth=20")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="override suite keys, e.g. depth=20 (paths in them are relative to the working directory)",
+    )
     p.add_argument("--systems", nargs="+", help="evaluate only these systems (the baseline is always kept)")
     p.add_argument("--collections", nargs="+", help="evaluate only these collections")
     p.add_argument("--out", help="output folder (default: the suite's 'output', else outputs/eval/<suite>)")
