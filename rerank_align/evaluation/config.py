@@ -3,13 +3,13 @@ recipes (``rerank_align.strict``: one-line errors naming the key path and the cl
 read by ``config.yaml_io``).
 
 A suite names collections (BEIR folders), the first-stage run of each, the rerank depth, metrics, the systems to
-compare and the baseline. Paths in the file are resolved relative to the suite file (or taken as absolute). ``key.sub=value``
-overrides are applied to the raw mapping before parsing, so they are validated exactly like the file (list items are
-addressed by index or by ``name``: ``collections.scifact.depth=20``, ``systems.0.batch_size=8``; the index one past
-the end appends an item: ``'systems.3={name: x, type: reranker, path: y}'`` on a suite with three systems). Paths typed in an
-override are the user's, so they resolve against the working directory, as ``--out`` does: ``cache`` and
-``output`` always; a collection's or system's ``path`` / ``run`` where it exists there (a name that is not a folder
-there, such as a hub id, is left to the file's rules).
+compare and the baseline. Paths in the file are resolved relative to the suite file (or taken as absolute).
+``key.sub=value`` overrides are applied to the raw mapping before parsing, so they are validated exactly like the
+file (list items are addressed by index or by ``name``: ``collections.scifact.depth=20``, ``systems.0.batch_size=8``;
+the index one past the end appends an item: ``'systems.3={name: x, type: reranker, path: y}'`` on a suite with three
+systems). Paths typed in an override are the user's, so they resolve against the working directory, as ``--out``
+does: ``cache`` and ``output`` always; a collection's or system's ``path`` / ``run`` where it exists there (a name
+that is not a folder there, such as a hub id, is left to the file's rules).
 """
 
 from __future__ import annotations
