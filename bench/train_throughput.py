@@ -214,12 +214,15 @@ def time_score_steps(top: int | None, a: argparse.Namespace, steps: int) -> dict
     from rerank_align.training.model import build_model
 
     over = [f"data.max_train_samples={2 * steps}", f"training.bf16={a.precision}"]
-    if top is not None:
-        n_layers = 30  # SmolLM2-135M
-        over.append(
-            f"peft.layers_to_transform=[{', '.join(str(i) for i in range(n_layers - top, n_layers))}]"
-        )
     recipe = load_recipe(common.ROOT / KL_RECIPE, over)
+    if top is not None:
+        from transformers import AutoConfig
+
+        from rerank_align.scoring.modeling import resolve_model_path
+
+        n = AutoConfig.from_pretrained(resolve_model_path(recipe.model.name_or_path)).num_hidden_layers
+        over.append(f"peft.layers_to_transform=[{', '.join(str(i) for i in range(n - top, n))}]")
+        recipe = load_recipe(common.ROOT / KL_RECIPE, over)
     tok = load_tokenizer(recipe.model.name_or_path)
     contract = recipe_contract(recipe, tok)
     records = train.load_training_records(recipe)

@@ -250,6 +250,8 @@ def _meta_model(cfg: dict[str, Any], kind: str, architecture: str) -> Any:
 def _lora_params(model: Any, peft: Any) -> int:
     import torch
 
+    from rerank_align.training.model import block_index
+
     targets = peft.target_modules
     total = 0
     for name, mod in model.named_modules():
@@ -262,10 +264,7 @@ def _lora_params(model: Any, peft: Any) -> int:
                 continue
         elif leaf not in targets:
             continue
-        layer = re.search(r"layers?\.(\d+)\.", name)
-        if peft.layers_to_transform is not None and not (
-            layer and int(layer.group(1)) in peft.layers_to_transform
-        ):
+        if peft.layers_to_transform is not None and block_index(name) not in peft.layers_to_transform:
             continue
         total += peft.r * (mod.in_features + mod.out_features)
     for name, p in model.named_parameters():

@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--system")
     p.add_argument("--out", help="write the scores as a TREC run")
     a = p.parse_args(argv)
+    if a.prompt == "chat" and not a.chat_tokenizer:
+        p.error("--prompt chat needs --chat-tokenizer (the folder whose chat template renders the turns)")
+    if a.results and not a.system:
+        p.error("--results needs --system (the system of results.json to compare with)")
 
     import ir_measures
     import torch
@@ -88,8 +92,6 @@ def main(argv: list[str] | None = None) -> int:
                 corpus[r["_id"]] = f"{title}\n{text}" if title and text else title or text
 
     tok = AutoTokenizer.from_pretrained(a.folder)
-    if a.prompt == "chat" and not a.chat_tokenizer:
-        p.error("--prompt chat needs --chat-tokenizer (the folder whose chat template renders the turns)")
     chat_tok = AutoTokenizer.from_pretrained(a.chat_tokenizer) if a.prompt == "chat" else None
     model = AutoModelForSequenceClassification.from_pretrained(a.folder, dtype=getattr(torch, a.dtype)).eval()
     pad = model.config.pad_token_id

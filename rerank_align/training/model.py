@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rerank_align.config.load import activation_checkpointing
@@ -16,11 +17,19 @@ def quantization_config(recipe: Recipe) -> Any:
     return bnb_config(recipe.quantization)
 
 
+BLOCK = re.compile(r"(?:^|\.)layers?\.(\d+)\.")
+"""A module inside numbered transformer block N (``model.layers.N.`` in decoders, ``encoder.layer.N.`` in BERT)."""
+
+
+def block_index(module_name: str) -> int | None:
+    """The transformer block a module sits in (the index ``peft.layers_to_transform`` names), or None."""
+    m = BLOCK.search(module_name)
+    return int(m.group(1)) if m else None
+
+
 def block_linear_names(model: Any) -> list[str]:
     """The leaf names of the linear layers inside the numbered transformer blocks (``q_proj``, ``up_proj``, ...):
     what peft's ``all-linear`` adapts there, spelled out."""
-    import re
-
     import torch
 
     return sorted(
@@ -28,7 +37,7 @@ def block_linear_names(model: Any) -> list[str]:
             name.rsplit(".", 1)[-1]
             for name, mod in model.named_modules()
             if isinstance(mod, torch.nn.Linear)
-            and re.search(r"\.layers?\.\d+\.", name)
+            and block_index(name) is not None
             and "vision" not in name
             and "visual" not in name  # as peft's all-linear and the plan's count: the language model only
         }
